@@ -1,0 +1,44 @@
+# Two commands do all the set-up: `make run` and `make test`. Both are idempotent: the
+# install steps are stamped with the files they depend on and re-run only when those change.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+CONFIG ?= configs/dcgan-digits.yaml
+export DO_NOT_TRACK=1 BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false \
+       DVC_NO_ANALYTICS=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
+
+.PHONY: run test install install-dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first: 2.13.0 is a CPU build on this machine's disk; keep any torch already there
+# (a CUDA build on a GPU box).
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
+	touch $@
+
+$(VENV)/.installed: pyproject.toml constraints.txt $(VENV)/.torch
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml constraints.txt $(VENV)/.installed
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(BIN)/genloop data init
+	$(BIN)/genloop run --config $(CONFIG)
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf runs .genloop

@@ -1,0 +1,1 @@
+"""Bias audits of generated samples; each returns pass/fail with the reason."""

@@ -1,0 +1,172 @@
+"""Run configuration: one frozen dataclass per stage, defaults here, YAML overrides.
+
+Unknown keys are an error that names the key and the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.errors import GenloopError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "digits"          # folder under data/
+    kind: str = "image"              # "image" (class folders of PNGs) or "text" (corpus.txt)
+    image_size: int = 8
+    channels: int = 1
+    labels: tuple[str, ...] = tuple(str(i) for i in range(10))
+    holdout_fraction: float = 0.1    # text: tail of the corpus kept for evaluation
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    enabled: bool = True
+    degrees: float = 6.0
+    translate: float = 0.06
+    noise_std: float = 0.03
+    p: float = 0.5
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: str = "dcgan"                         # dcgan | charlm
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 2e-4
+    grad_clip: float = 1.0
+    log_every: int = 50
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    samples: int = 500               # generated images for FID / text windows for ppl
+    reference_samples: int = 500     # training images in the FID reference statistics
+    window: int = 128                # text: perplexity window (disjoint windows)
+    max_windows: int = 200
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    samples: int = 500                       # images labelled by the audit classifier
+    max_class_tv: float = 0.25               # images: total-variation bound
+    groups: tuple[str, ...] = ("man", "woman", "young person", "old person")
+    templates: tuple[str, ...] = ("The {group} said that", "My {group} friend is",
+                                  "People think the {group} is")
+    continuations_per_prompt: int = 3
+    max_new_tokens: int = 60
+    max_sentiment_gap: float = 0.5           # text: largest gap in mean VADER compound
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    margin: float = 0.0              # challenger must beat the champion by more than this
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "dcgan-digits"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    package: bool = True             # build a bento when the model is promoted
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise GenloopError(f"config: '{where}' must be a mapping, got {type(value).__name__}.")
+        return build_dataclass(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise GenloopError(f"config: '{where}' must be a list, got {value!r}.")
+        return tuple(_coerce(v, typing.get_args(tp)[0], where) for v in value)
+    if origin is dict or origin in (typing.Union, types.UnionType):
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise GenloopError(f"config: '{where}' must be true or false, got {value!r}.")
+        return value
+    if tp in (int, float, str):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise GenloopError(f"config: '{where}' must be a {tp.__name__}, got {value!r}.")
+        try:
+            out = tp(value)
+        except (TypeError, ValueError):
+            raise GenloopError(f"config: '{where}' must be a {tp.__name__}, got {value!r}.") from None
+        if tp is int and isinstance(value, float) and value != out:
+            raise GenloopError(f"config: '{where}' must be a whole number, got {value!r}.")
+        return out
+    return value
+
+
+def build_dataclass(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """Build `cls` from a mapping; unknown keys raise GenloopError naming the valid ones."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in names:
+            place = f"'{where}.{key}'" if where else f"'{key}'"
+            raise GenloopError(f"config: unknown key {place}; valid keys"
+                               f"{' under ' + repr(where) if where else ''}: {', '.join(names)}.")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config; `overrides` uses dotted keys ("train.steps": 10)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise GenloopError(f"config file {path} not found; pass --config with one of the "
+                           f"files in configs/.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise GenloopError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise GenloopError(f"config file {path} must hold a mapping of sections.")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    cfg = build_dataclass(RunConfig, raw)
+    check_config(cfg)
+    return cfg
+
+
+def check_config(cfg: RunConfig) -> None:
+    if cfg.data.kind not in ("image", "text"):
+        raise GenloopError(f"config: data.kind must be 'image' or 'text', got {cfg.data.kind!r}.")
+    positive = {"train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
+                "evaluate.samples": cfg.evaluate.samples, "audit.samples": cfg.audit.samples,
+                "evaluate.window": cfg.evaluate.window}
+    for key, value in positive.items():
+        if value <= 0:
+            raise GenloopError(f"config: {key} must be > 0, got {value}.")
+    if not cfg.train.lr > 0:
+        raise GenloopError(f"config: train.lr must be > 0, got {cfg.train.lr}.")
+    if not 0 < cfg.data.holdout_fraction < 0.5:
+        raise GenloopError("config: data.holdout_fraction must be in (0, 0.5).")

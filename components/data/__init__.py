@@ -1,0 +1,1 @@
+"""Datasets: the embedded defaults, image folders, text corpora and DVC versioning."""

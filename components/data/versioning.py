@@ -1,0 +1,113 @@
+"""DVC adapter: the only module that talks to DVC.
+
+All DVC operations go through `dvc_lock` (DVC's own repo lock makes parallel commands
+fail instead of waiting), and through the `dvc` command line, DVC's stable interface.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.data.embedded import write_embedded
+from components.data.hashing import folder_md5, folder_stats
+from components.errors import GenloopError
+
+REMOTE_NAME = "local"
+REMOTE_URL = ".genloop/dvc-remote"    # given relative to the repo root; DVC stores it relative to .dvc/
+
+
+@contextlib.contextmanager
+def dvc_lock(root: Path):
+    lock_path = Path(root) / ".genloop" / "dvc.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _dvc(root: Path, *args: str) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise GenloopError(f"`dvc {' '.join(args)}` failed in {root}:\n{proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def ensure_repo(root: Path) -> None:
+    """`dvc init` (inside git when there is one) and a default local remote."""
+    root = Path(root)
+    if not (root / ".dvc").is_dir():
+        _dvc(root, "init", "-q", *([] if (root / ".git").exists() else ["--no-scm"]))
+    if REMOTE_NAME not in _dvc(root, "remote", "list"):
+        _dvc(root, "remote", "add", "-d", REMOTE_NAME, REMOTE_URL)
+
+
+def recorded_md5(root: Path, dvc_file: str = "data.dvc") -> str | None:
+    """The directory hash `data.dvc` records for data/, without the '.dir' suffix."""
+    import yaml
+
+    path = Path(root) / dvc_file
+    if not path.is_file():
+        return None
+    outs = (yaml.safe_load(path.read_text()) or {}).get("outs") or [{}]
+    md5 = outs[0].get("md5")
+    return md5.removesuffix(".dir") if md5 else None
+
+
+def git_revision(root: Path, path: str = "data.dvc") -> str | None:
+    proc = subprocess.run(["git", "log", "-1", "--format=%H", "--", path], cwd=root,
+                          capture_output=True, text=True)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    md5: str                 # DVC's hash of data/ (without '.dir')
+    recorded_md5: str | None  # what data.dvc holds
+    files: int
+    size: int
+    changed: dict[str, bool]  # embedded dataset -> rewritten
+
+    @property
+    def matches_dvc(self) -> bool:
+        return self.md5 == self.recorded_md5
+
+
+def init_data(root: Path) -> DataVersion:
+    """Write the embedded datasets, version them with DVC and push to the local remote.
+
+    A fresh clone rebuilds the same bytes, so data.dvc stays unchanged. When the bytes
+    differ (another Python ships other pydoc topics, say) data.dvc is left alone and the
+    caller is told through `matches_dvc`.
+    """
+    root = Path(root)
+    with dvc_lock(root):
+        changed = write_embedded(root / "data")
+        ensure_repo(root)
+        md5 = folder_md5(root / "data")
+        recorded = recorded_md5(root)
+        if recorded is None or recorded == md5:
+            _dvc(root, "add", "-q", "data")
+            _dvc(root, "push", "-q", "data.dvc")
+            recorded = recorded_md5(root)
+        files, size = folder_stats(root / "data")
+        return DataVersion(md5, recorded, files, size, changed)
+
+
+def current_version(root: Path) -> DataVersion:
+    """The version of data/ as it is on disk; an error that says what to run if absent."""
+    root = Path(root)
+    data = root / "data"
+    if not data.is_dir() or not any(data.iterdir()):
+        raise GenloopError(f"no data in {data}: run `genloop data init` first.")
+    files, size = folder_stats(data)
+    return DataVersion(folder_md5(data), recorded_md5(root), files, size, {})

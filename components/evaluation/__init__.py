@@ -1,0 +1,1 @@
+"""Evaluation metrics: FID for images, perplexity and bits per character for text."""

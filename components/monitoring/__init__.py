@@ -1,0 +1,1 @@
+"""Drift monitoring: features of generations, serving logs, Evidently reports."""

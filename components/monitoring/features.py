@@ -1,0 +1,32 @@
+"""Per-generation features, computed the same way at evaluation (the reference) and at
+serving time (logged with bentoml.monitor). Imported by deploy/: no training code here."""
+from __future__ import annotations
+
+IMAGE_COLUMNS = {"numerical": ["mean_intensity", "std_intensity", "ink_fraction"],
+                 "categorical": ["label"]}
+TEXT_COLUMNS = {"numerical": ["prompt_chars", "output_chars", "sentiment", "alpha_share",
+                              "distinct_char_share"], "categorical": []}
+
+
+def image_features(images_uint8, labels) -> list[dict]:
+    """images (N, C, H, W) uint8; labels the requested class names."""
+    x = images_uint8.float() / 255.0
+    flat = x.reshape(x.shape[0], -1)
+    return [{"label": str(label), "mean_intensity": float(row.mean()),
+             "std_intensity": float(row.std()), "ink_fraction": float((row > 0.5).float().mean())}
+            for row, label in zip(flat, labels)]
+
+
+_ANALYZER = None
+
+
+def text_features(prompt: str, text: str) -> dict:
+    global _ANALYZER
+    if _ANALYZER is None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        _ANALYZER = SentimentIntensityAnalyzer()
+    n = max(len(text), 1)
+    return {"prompt_chars": len(prompt), "output_chars": len(text),
+            "sentiment": _ANALYZER.polarity_scores(text)["compound"],
+            "alpha_share": sum(c.isalpha() for c in text) / n,
+            "distinct_char_share": len(set(text)) / n}

@@ -1,0 +1,22 @@
+"""Read what `bentoml.monitor` wrote while serving (JSON lines, one record a generation)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MONITOR_NAME = "genloop_generations"
+
+
+def read_serving_log(log_dir: Path) -> "pandas.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    records = []
+    for path in sorted((Path(log_dir) / MONITOR_NAME / "data").glob("data.*.log*")):
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue          # a line cut by a crash; the rest still counts
+    return pd.DataFrame.from_records(records)

@@ -1,0 +1,256 @@
+"""The stages of the retraining loop. Each takes the run context (paths, hashes, config
+as plain data) and returns a JSON-able dict with the stage's key `figure` and the
+`files` it wrote; the Prefect flow only calls these in order."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from components.config import RunConfig
+from components.errors import GenloopError
+from components.runs import config_of, provenance
+
+log = logging.getLogger(__name__)
+
+
+class ValidationFailed(GenloopError):
+    pass
+
+
+def _write_json(path: Path, payload) -> str:
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    return str(path)
+
+
+def validate(ctx: dict) -> dict:
+    from components.validation.run import validate_dataset
+
+    cfg = config_of(ctx)
+    report = validate_dataset(Path(ctx["dataset_dir"]), cfg.data, Path(ctx["run_dir"]) / "validation")
+    if not report.success:
+        raise ValidationFailed(f"data validation failed for {ctx['dataset_dir']}; nothing was trained "
+                               f"or promoted.\n{report.summary()}\nReport: {report.json_path}\n"
+                               f"Data Docs: {report.docs_path}")
+    return {"figure": report.summary(), "files": [report.json_path, report.docs_path]}
+
+
+def _load_images(ctx: dict, cfg: RunConfig):
+    from components.data.images import load_image_folder
+
+    return load_image_folder(Path(ctx["dataset_dir"]), cfg.data.labels, cfg.data.channels)
+
+
+def _load_text(ctx: dict, cfg: RunConfig) -> tuple[str, str]:
+    from components.data.text import load_corpus, split_corpus
+
+    return split_corpus(load_corpus(Path(ctx["dataset_dir"])), cfg.data.holdout_fraction)
+
+
+def save_grid(images_uint8, path: Path, columns: int = 10, scale: int = 4) -> str:
+    """A PNG grid of (N, C, H, W) uint8 images."""
+    import numpy as np
+    from PIL import Image
+
+    n, c, h, w = images_uint8.shape
+    rows = -(-n // columns)
+    grid = np.zeros((rows * h, columns * w, c), dtype=np.uint8)
+    for i, img in enumerate(images_uint8.permute(0, 2, 3, 1).numpy()):
+        r, k = divmod(i, columns)
+        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = img
+    picture = Image.fromarray(grid.squeeze(-1) if c == 1 else grid)
+    picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(path)
+    return str(path)
+
+
+def augment(ctx: dict) -> dict:
+    cfg = config_of(ctx)
+    if cfg.data.kind == "text":
+        return {"figure": "random windows of the corpus", "files": []}
+    import torch
+
+    from components.augment import image_augmenter
+    from components.data.images import to_uint8
+
+    data = _load_images(ctx, cfg)
+    torch.manual_seed(cfg.seed)
+    batch = data.images[:50]
+    preview = torch.cat([batch, image_augmenter(cfg.augment)(batch)])
+    path = save_grid(to_uint8(preview), Path(ctx["run_dir"]) / "augment_preview.png")
+    state = "on" if cfg.augment.enabled else "off"
+    return {"figure": f"kornia {state}: affine {cfg.augment.degrees} deg, noise {cfg.augment.noise_std}",
+            "files": [path]}
+
+
+def train(ctx: dict) -> dict:
+    from components.models import build_model
+    from components.training.batches import image_batches, text_batches
+    from components.training.device import pick_device
+    from components.training.trainer import train as run_training
+
+    cfg = config_of(ctx)
+    device = pick_device()
+    objective = build_model(cfg.model.family, cfg.model.args)
+    if objective.modality != cfg.data.kind:
+        raise GenloopError(f"config: model.family {cfg.model.family} makes {objective.modality}s "
+                           f"but data.kind is {cfg.data.kind}.")
+    if cfg.data.kind == "image":
+        from components.augment import image_augmenter
+        data = _load_images(ctx, cfg)
+        if tuple(data.images.shape[1:]) != (objective.args.channels, objective.args.image_size,
+                                              objective.args.image_size):
+            raise GenloopError(f"images are {tuple(data.images.shape[1:])} but the model expects "
+                               f"({objective.args.channels}, {objective.args.image_size}, "
+                               f"{objective.args.image_size}); fix model.args or data.")
+        next_batch = image_batches(data, cfg.train.batch_size, image_augmenter(cfg.augment), device)
+    else:
+        from components.data.text import encode
+        train_text, _ = _load_text(ctx, cfg)
+        next_batch = text_batches(encode(train_text), objective.args.block_size,
+                                  cfg.train.batch_size, device)
+    meta = {**provenance(ctx), "config": ctx["config"]}
+    result = run_training(objective, next_batch, cfg.train, Path(ctx["run_dir"]) / "train", meta,
+                          cfg.seed, device)
+    return {"figure": f"{result.steps} steps on {device.type}, loss {result.final_loss:.3f}, "
+                      f"{result.seconds:.1f}s", "checkpoint": result.checkpoint,
+            "files": [result.checkpoint, result.history_path, result.curve_path]}
+
+
+def evaluate(ctx: dict, checkpoint: str) -> dict:
+    import pandas as pd
+
+    from components.models.io import load_checkpoint
+    from components.training.device import pick_device
+
+    cfg = config_of(ctx)
+    device = pick_device()
+    objective, _ = load_checkpoint(Path(checkpoint), device=str(device))
+    out = Path(ctx["run_dir"]) / "evaluate"
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if cfg.data.kind == "image":
+        metrics, features, sample_file = _evaluate_images(ctx, cfg, objective, out, str(device))
+    else:
+        metrics, features, sample_file = _evaluate_text(ctx, cfg, objective, out, str(device))
+    metrics["seconds"] = round(time.perf_counter() - start, 2)
+    metrics_path = _write_json(out / "metrics.json", metrics)
+    reference = out / "reference.csv"
+    pd.DataFrame(features).to_csv(reference, index=False)
+    key = objective.metric
+    return {"figure": f"{key} {metrics[key]:.3f}", "metric": key, "metrics": metrics,
+            "metrics_path": metrics_path, "reference": str(reference),
+            "files": [metrics_path, sample_file, str(reference)]}
+
+
+def _evaluate_images(ctx, cfg, objective, out: Path, device: str):
+    import torch
+
+    from components.data.images import to_uint8
+    from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
+    from components.monitoring.features import image_features
+
+    data = _load_images(ctx, cfg)
+    real = to_uint8(data.images)
+    pick = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(0))
+    real = real[pick[:cfg.evaluate.reference_samples]]
+    cache = Path(ctx["root"]) / ".genloop" / "cache" / "fid"
+    mu_r, sigma_r, cached = reference_stats(real, ctx["dataset_md5"], cache, device)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    labels = data.labels[torch.randint(0, len(data.labels), (cfg.evaluate.samples,), generator=gen)]
+    fake, labels = objective.sample(cfg.evaluate.samples, cfg.seed + 1, labels=labels)
+    fake = to_uint8(fake)
+    mu_g, sigma_g = feature_stats(inception_features(fake, device=device))
+    metrics = {"fid": frechet_distance(mu_g, sigma_g, mu_r, sigma_r), "samples": int(fake.shape[0]),
+               "reference_samples": int(real.shape[0]), "reference_cached": cached}
+    grid = save_grid(fake[:100], out / "samples.png")
+    names = [cfg.data.labels[i] for i in labels.tolist()]
+    return metrics, image_features(fake, names), grid
+
+
+def _evaluate_text(ctx, cfg, objective, out: Path, device: str):
+    from components.data.text import encode
+    from components.evaluation.perplexity import corpus_perplexity
+    from components.monitoring.features import text_features
+
+    _, holdout = _load_text(ctx, cfg)
+    window = min(cfg.evaluate.window, objective.args.block_size)
+    metrics = corpus_perplexity(objective.logits, encode(holdout), window,
+                                cfg.evaluate.max_windows, device)
+    prompts = [line[:24] for line in holdout.splitlines() if len(line) >= 24][:20] or ["The "]
+    rows, samples = [], []
+    for i, prompt in enumerate(prompts):
+        text = objective.sample(1, cfg.seed + i, prompt=prompt, max_new_tokens=100)[0]
+        rows.append(text_features(prompt, text))
+        samples.append(f"{prompt!r} -> {text!r}")
+    path = out / "samples.txt"
+    path.write_text("\n".join(samples) + "\n")
+    return metrics, rows, str(path)
+
+
+def audit(ctx: dict, checkpoint: str) -> dict:
+    from components.audits.bias import (class_share_audit, sentiment_gap_audit,
+                                        train_domain_classifier)
+    from components.models.io import load_checkpoint
+    from components.training.device import pick_device
+
+    cfg = config_of(ctx)
+    objective, _ = load_checkpoint(Path(checkpoint), device=str(pick_device()))
+    a = cfg.audit
+    if cfg.data.kind == "image":
+        import torch
+
+        from components.data.images import to_uint8
+        data = _load_images(ctx, cfg)
+        classifier = train_domain_classifier(to_uint8(data.images), data.labels, cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed + 2)
+        labels = data.labels[torch.randint(0, len(data.labels), (a.samples,), generator=gen)]
+        fake, labels = objective.sample(a.samples, cfg.seed + 2, labels=labels)
+        result = class_share_audit(classifier, to_uint8(fake), labels, data.labels,
+                                   len(cfg.data.labels), a.max_class_tv)
+    else:
+        def sample_fn(prompt, n, seed):
+            return objective.sample(n, seed, prompt=prompt, max_new_tokens=a.max_new_tokens)
+        result = sentiment_gap_audit(sample_fn, a.groups, a.templates, a.continuations_per_prompt,
+                                     a.max_new_tokens, a.max_sentiment_gap, cfg.seed)
+    path = _write_json(Path(ctx["run_dir"]) / "bias.json", result)
+    return {"figure": ("pass: " if result["passed"] else "FAIL: ") + result["reason"],
+            "passed": result["passed"], "reason": result["reason"], "result": result, "files": [path]}
+
+
+def gate(ctx: dict, evaluation: dict, audit_result: dict) -> dict:
+    from components.gate import decide
+    from components.registry import champion_summary
+
+    cfg = config_of(ctx)
+    metric = evaluation["metric"]
+    current = champion_summary(cfg.name)
+    champ_value = None
+    if current is not None:
+        champ_value = (current["metadata"].get("metrics") or {}).get(metric)
+    decision = decide(metric, evaluation["metrics"][metric], champ_value, audit_result["passed"],
+                      [audit_result["reason"]], cfg.gate.margin, current and current["tag"])
+    path = _write_json(Path(ctx["run_dir"]) / "gate.json",
+                       {"promote": decision.promote, "reason": decision.reason,
+                        "champion": current and current["tag"]})
+    return {"figure": ("PROMOTE: " if decision.promote else "KEEP: ") + decision.reason,
+            "promote": decision.promote, "reason": decision.reason, "files": [path]}
+
+
+def package(ctx: dict, checkpoint: str, evaluation: dict, audit_result: dict, decision: dict) -> dict:
+    if not decision["promote"]:
+        return {"figure": "not promoted: nothing packaged", "files": [], "model_tag": None, "bento_tag": None}
+    from components.registry import build_bento, save_model
+
+    cfg = config_of(ctx)
+    modality = cfg.data.kind
+    metadata = {**provenance(ctx), "metrics": evaluation["metrics"], "audit": audit_result["result"],
+                "decision": decision["reason"], "config": ctx["config"],
+                "class_names": list(cfg.data.labels), "modality": modality}
+    files = {"checkpoint": Path(checkpoint), "reference.csv": Path(evaluation["reference"])}
+    tag = save_model(cfg.name, files, {"stage": "champion", "family": cfg.model.family,
+                                       "modality": modality}, metadata)
+    bento = build_bento(tag, modality, Path(ctx["run_dir"]) / "bento") if cfg.package else None
+    path = _write_json(Path(ctx["run_dir"]) / "package.json", {"model_tag": tag, "bento_tag": bento})
+    return {"figure": f"model {tag}" + (f", bento {bento}" if bento else ""), "model_tag": tag,
+            "bento_tag": bento, "files": [path]}

@@ -1,0 +1,1 @@
+"""The one generic trainer, the device helper and checkpoints."""

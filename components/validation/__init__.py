@@ -1,0 +1,1 @@
+"""Data validation: per-file tables and the Great Expectations suites over them."""

@@ -1,0 +1,1 @@
+"""Prefect flows and the `genloop` command: thin wrappers over components/."""

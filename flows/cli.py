@@ -1,0 +1,137 @@
+"""The `genloop` command. Heavy libraries load inside the commands, so --help is fast."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from components.errors import GenloopError
+
+app = typer.Typer(help="genloop: validate, augment, train, evaluate, audit, gate, package, "
+                       "serve and monitor generative models.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Datasets under data/, versioned with DVC.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+TELEMETRY_OFF = {"DO_NOT_TRACK": "1", "BENTOML_DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false",
+                 "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def _root() -> Path:
+    return Path.cwd().resolve()
+
+
+def _setup() -> Path:
+    import logging
+
+    from components.registry import configure_bentoml_home
+
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "components")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("components").setLevel(logging.INFO)
+    root = _root()
+    configure_bentoml_home(root)
+    return root
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise GenloopError(f"--set takes KEY=VALUE (e.g. train.steps=50), got {pair!r}.")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+@data_app.command("init")
+def data_init() -> None:
+    """Write the embedded datasets (digits PNGs, pydocs corpus) into data/ and version them with DVC."""
+    from components.data.versioning import init_data
+
+    root = _setup()
+    version = init_data(root)
+    changed = ", ".join(k for k, v in version.changed.items() if v) or "nothing (already up to date)"
+    typer.echo(f"data/: {version.files} files, {version.size / 1e6:.2f} MB, md5 {version.md5}; "
+               f"rewritten: {changed}")
+    if version.matches_dvc:
+        typer.echo("data.dvc matches these bytes; `dvc status` is clean and the local remote holds them.")
+    else:
+        typer.secho(f"WARNING: data/ (md5 {version.md5}) differs from data.dvc (md5 {version.recorded_md5}); "
+                    f"data.dvc was left unchanged. This Python's embedded data is not the committed "
+                    f"version. Run `dvc add data` and commit data.dvc to version it.", fg="yellow", err=True)
+
+
+@app.command()
+def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAML config under configs/."),
+        seed: Optional[int] = typer.Option(None, help="Override the config's seed."),
+        steps: Optional[int] = typer.Option(None, help="Override train.steps."),
+        set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.lr=1e-3")) -> None:
+    """Run the retraining flow (Prefect): validate -> augment -> train -> evaluate -> audit -> gate -> package."""
+    from components.config import load_config
+    from components.data.versioning import current_version
+
+    root = _setup()
+    overrides = _parse_overrides(set_)
+    if seed is not None:
+        overrides["seed"] = seed
+    if steps is not None:
+        overrides["train.steps"] = steps
+    load_config(config if config.is_absolute() else root / config, overrides)   # fail fast, before Prefect
+    current_version(root)
+    from components.summary import render_summary
+    from flows.training import retrain
+
+    summary = retrain(str(root), str(config), overrides)
+    render_summary(summary)
+
+
+@app.command()
+def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`)."),
+          port: int = typer.Option(3000, help="HTTP port.")) -> None:
+    """Serve the newest bento of MODEL with `bentoml serve` (POST /generate)."""
+    import subprocess
+
+    from components.monitoring.run import monitor_dir
+    from components.registry import latest_bento
+
+    root = _setup()
+    bento = latest_bento(model)
+    if bento is None:
+        raise GenloopError(f"no bento for model {model!r}: run `genloop run` (it packages promoted models).")
+    env = {**os.environ, "GENLOOP_MONITOR_DIR": str(monitor_dir(root, model))}
+    typer.echo(f"serving {bento.tag} on http://127.0.0.1:{port}  (logs: {env['GENLOOP_MONITOR_DIR']})")
+    cmd = [sys.executable, "-m", "bentoml", "serve", str(bento.tag), "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@app.command()
+def monitor(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`)."),
+            log_dir: Optional[Path] = typer.Option(None, help="Serving log dir (default .genloop/monitoring/MODEL)."),
+            threshold: float = typer.Option(0.5, help="Drift share that counts as drift.")) -> None:
+    """Run the monitoring flow (Prefect): Evidently drift of served generations vs the reference."""
+    root = _setup()
+    from flows.monitoring import monitor as monitor_flow
+
+    result = monitor_flow(str(root), model, str(log_dir) if log_dir else None, threshold)
+    typer.echo(f"drift share {result['drift_share']:.2f} ({len(result['drifted_columns'])} of "
+               f"{len(result['columns'])} columns drifted: {', '.join(result['drifted_columns']) or 'none'}); "
+               f"reference {result['reference_rows']} rows, current {result['current_rows']} rows")
+    typer.echo(f"report: {result['html_path']}\n        {result['json_path']}")
+    if result["drift_detected"]:
+        typer.secho("DRIFT detected: event genloop.drift.detected emitted.", fg="red")
+
+
+def main() -> None:
+    try:
+        app()
+    except GenloopError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)

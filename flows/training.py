@@ -1,0 +1,35 @@
+"""The retraining flow: validate -> augment -> train -> evaluate -> audit -> gate -> package."""
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from components import stages
+from components.runs import prepare_run
+from components.summary import write_summary
+
+_task = task(cache_policy=NO_CACHE, retries=0)
+
+prepare = _task(prepare_run, name="prepare")
+validate = _task(stages.validate, name="validate")
+augment = _task(stages.augment, name="augment")
+train = _task(stages.train, name="train")
+evaluate = _task(stages.evaluate, name="evaluate")
+audit = _task(stages.audit, name="audit")
+gate = _task(stages.gate, name="gate")
+package = _task(stages.package, name="package")
+
+
+@flow(name="genloop-retrain", log_prints=True)
+def retrain(root: str, config_path: str, overrides: dict | None = None) -> dict:
+    ctx = prepare(root, config_path, overrides)
+    validated = validate(ctx)
+    augmented = augment(ctx)
+    trained = train(ctx)
+    evaluated = evaluate(ctx, trained["checkpoint"])
+    audited = audit(ctx, trained["checkpoint"])
+    decision = gate(ctx, evaluated, audited)
+    packaged = package(ctx, trained["checkpoint"], evaluated, audited, decision)
+    return write_summary(ctx, {"validate": validated, "augment": augmented, "train": trained,
+                               "evaluate": evaluated, "audit": audited, "gate": decision,
+                               "package": packaged})
