@@ -23,7 +23,7 @@ def corpus_perplexity(logits_fn: Callable, tokens, window: int, max_windows: int
         for i in range(0, n_windows, 32):
             starts = range(i * window, min(i + 32, n_windows) * window, window)
             rows = torch.stack([tokens[s:s + window + 1] for s in starts]).to(device)
-            logits = logits_fn(rows[:, :-1]).float()
+            logits = logits_fn(rows[:, :-1]).double()     # float64 sums: exact corpus NLL
             targets = rows[:, 1:]
             total_nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                          reduction="sum").item()

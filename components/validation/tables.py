@@ -14,7 +14,7 @@ def image_table(root: Path) -> "pandas.DataFrame":  # noqa: F821
     rows = []
     for path, label in list_images(root):
         row = {"path": path.relative_to(root).as_posix(), "label": label, "decodes": False,
-               "format": None, "width": -1, "height": -1, "mode": None, "error": ""}
+               "format": None, "width": None, "height": None, "mode": None, "error": ""}
         try:
             with Image.open(path) as img:
                 img.load()

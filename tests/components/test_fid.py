@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from components.evaluation.fid import (feature_stats, frechet_distance, inception_features,
+                                       reference_stats, tf_bilinear_resize)
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(300, 16))
+    mu, sigma = feature_stats(feats)
+    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-8
+
+
+def test_fid_matches_closed_form_for_gaussians():
+    rng = np.random.default_rng(1)
+    mu1, mu2 = np.zeros(4), np.array([1.0, 0, 2, 0])
+    s1, s2 = np.diag([1.0, 2, 3, 4]), np.diag([4.0, 1, 1, 9])
+    # closed form for commuting (diagonal) covariances
+    expected = ((mu1 - mu2) ** 2).sum() + sum((np.sqrt(a) - np.sqrt(b)) ** 2
+                                              for a, b in zip(np.diag(s1), np.diag(s2)))
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+    # and estimated from samples it comes close
+    a = rng.multivariate_normal(mu1, s1, 200_000)
+    b = rng.multivariate_normal(mu2, s2, 200_000)
+    assert frechet_distance(*feature_stats(a), *feature_stats(b)) == pytest.approx(expected, rel=0.02)
+
+
+def test_fid_is_order_invariant():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(200, 8)), rng.normal(0.5, 1, size=(200, 8))
+    assert frechet_distance(*feature_stats(a), *feature_stats(b)) == pytest.approx(
+        frechet_distance(*feature_stats(a[::-1]), *feature_stats(b[rng.permutation(200)])))
+
+
+def test_tf_bilinear_resize_keeps_constant_images_and_size():
+    x = torch.full((2, 3, 8, 8), 77.0)
+    y = tf_bilinear_resize(x)
+    assert y.shape == (2, 3, 299, 299) and torch.allclose(y, torch.full_like(y, 77.0))
+
+
+@pytest.mark.slow
+def test_inception_features_and_reference_cache(tmp_path):
+    images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
+    feats = inception_features(images)
+    assert feats.shape == (4, 2048) and feats.dtype == np.float64 and np.isfinite(feats).all()
+    mu, sigma, cached = reference_stats(images, "abc", tmp_path)
+    assert not cached and mu.shape == (2048,)
+    mu2, _, cached2 = reference_stats(images, "abc", tmp_path)
+    assert cached2 and np.allclose(mu, mu2)

@@ -1,0 +1,34 @@
+import math
+
+import pytest
+import torch
+
+from components.evaluation.perplexity import corpus_perplexity
+
+
+def test_uniform_model_has_perplexity_of_vocabulary_size():
+    tokens = torch.randint(0, 128, (1000,))
+    result = corpus_perplexity(lambda x: torch.zeros(*x.shape, 256), tokens, window=50)
+    assert result["perplexity"] == pytest.approx(256, rel=1e-6)
+    assert result["bits_per_char"] == pytest.approx(8.0, rel=1e-6)   # ASCII: a byte per char
+    assert result["tokens"] == 19 * 50
+
+
+def test_perplexity_matches_torchmetrics():
+    from torchmetrics.text import Perplexity
+
+    torch.manual_seed(0)
+    table = torch.randn(256, 256)
+    tokens = torch.randint(0, 256, (401,))
+    ours = corpus_perplexity(lambda x: table[x], tokens, window=100)["perplexity"]
+    x, y = tokens[:-1].view(4, 100), tokens[1:].view(4, 100)
+    theirs = Perplexity()(table[x], y).item()
+    assert ours == pytest.approx(theirs, rel=1e-4)
+
+
+def test_bits_per_char_counts_utf8_characters():
+    text = "é" * 200                       # two bytes per character
+    tokens = torch.tensor(list(text.encode()))
+    result = corpus_perplexity(lambda x: torch.zeros(*x.shape, 256), tokens, window=99)
+    assert result["bits_per_char"] == pytest.approx(16.0, rel=1e-6)
+    assert math.isfinite(result["perplexity"])
