@@ -8,7 +8,7 @@ CONFIG ?= configs/dcgan-digits.yaml
 export DO_NOT_TRACK=1 BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false \
        DVC_NO_ANALYTICS=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: run test install install-dev bench clean
+.PHONY: run test install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,9 +36,6 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
-
-bench: install-dev
-	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf runs .genloop

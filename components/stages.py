@@ -3,6 +3,7 @@ as plain data) and returns a JSON-able dict with the stage's key `figure` and th
 `files` it wrote; the Prefect flow only calls these in order."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -19,11 +20,22 @@ class ValidationFailed(GenloopError):
     pass
 
 
+def timed(stage):
+    """Add the stage's wall time to its result (shown in the run summary)."""
+    @functools.wraps(stage)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        result = stage(*args, **kwargs)
+        return {**result, "seconds": round(time.perf_counter() - start, 2)}
+    return wrapper
+
+
 def _write_json(path: Path, payload) -> str:
     path.write_text(json.dumps(payload, indent=2, default=str))
     return str(path)
 
 
+@timed
 def validate(ctx: dict) -> dict:
     from components.validation.run import validate_dataset
 
@@ -48,22 +60,24 @@ def _load_text(ctx: dict, cfg: RunConfig) -> tuple[str, str]:
     return split_corpus(load_corpus(Path(ctx["dataset_dir"])), cfg.data.holdout_fraction)
 
 
-def save_grid(images_uint8, path: Path, columns: int = 10, scale: int = 4) -> str:
-    """A PNG grid of (N, C, H, W) uint8 images."""
+def save_grid(images_uint8, path: Path, columns: int = 10, scale: int = 4, pad: int = 1) -> str:
+    """A PNG grid of (N, C, H, W) uint8 images, `pad` grey pixels between tiles."""
     import numpy as np
     from PIL import Image
 
     n, c, h, w = images_uint8.shape
     rows = -(-n // columns)
-    grid = np.zeros((rows * h, columns * w, c), dtype=np.uint8)
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 96, dtype=np.uint8)
     for i, img in enumerate(images_uint8.permute(0, 2, 3, 1).numpy()):
         r, k = divmod(i, columns)
-        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = img
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        grid[top:top + h, left:left + w] = img
     picture = Image.fromarray(grid.squeeze(-1) if c == 1 else grid)
     picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(path)
     return str(path)
 
 
+@timed
 def augment(ctx: dict) -> dict:
     cfg = config_of(ctx)
     if cfg.data.kind == "text":
@@ -83,6 +97,7 @@ def augment(ctx: dict) -> dict:
             "files": [path]}
 
 
+@timed
 def train(ctx: dict) -> dict:
     from components.models import build_model
     from components.training.batches import image_batches, text_batches
@@ -117,6 +132,7 @@ def train(ctx: dict) -> dict:
             "files": [result.checkpoint, result.history_path, result.curve_path]}
 
 
+@timed
 def evaluate(ctx: dict, checkpoint: str) -> dict:
     import pandas as pd
 
@@ -188,6 +204,7 @@ def _evaluate_text(ctx, cfg, objective, out: Path, device: str):
     return metrics, rows, str(path)
 
 
+@timed
 def audit(ctx: dict, checkpoint: str) -> dict:
     from components.audits.bias import (class_share_audit, sentiment_gap_audit,
                                         train_domain_classifier)
@@ -218,6 +235,7 @@ def audit(ctx: dict, checkpoint: str) -> dict:
             "passed": result["passed"], "reason": result["reason"], "result": result, "files": [path]}
 
 
+@timed
 def gate(ctx: dict, evaluation: dict, audit_result: dict) -> dict:
     from components.gate import decide
     from components.registry import champion_summary
@@ -237,6 +255,7 @@ def gate(ctx: dict, evaluation: dict, audit_result: dict) -> dict:
             "promote": decision.promote, "reason": decision.reason, "files": [path]}
 
 
+@timed
 def package(ctx: dict, checkpoint: str, evaluation: dict, audit_result: dict, decision: dict) -> dict:
     if not decision["promote"]:
         return {"figure": "not promoted: nothing packaged", "files": [], "model_tag": None, "bento_tag": None}

@@ -6,10 +6,9 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from components.atomic import atomic_dir
 
 
 def digits_png_files() -> dict[str, bytes]:
@@ -53,23 +52,11 @@ def write_dataset(files: dict[str, bytes], dest: Path) -> bool:
         if existing.keys() == files.keys() and all(
                 existing[k].read_bytes() == v for k, v in files.items()):
             return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:
         for rel, blob in sorted(files.items()):
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(blob)
-        if dest.exists():
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return True
 
 

@@ -14,9 +14,11 @@ def test_dcgan_flow_promotes_and_packages(trained_dcgan, data_project):
     import bentoml
 
     s = trained_dcgan
-    assert [row["stage"] for row in s["stages"]] == ["validate", "augment", "train", "evaluate",
+    assert [row["stage"] for row in s["stages"]] == ["data", "validate", "augment", "train", "evaluate",
                                                      "audit", "gate", "package"]
     assert s["promoted"] and s["model_tag"].startswith("dcgan-digits:") and s["bento_tag"]
+    assert all(row["seconds"] is not None for row in s["stages"][1:])
+    assert s["data_md5"] in s["stages"][0]["figure"]
     run_dir = Path(s["run_dir"])
     for rel in ("validation/validation.json", "augment_preview.png", "train/checkpoint/weights.safetensors",
                 "train/loss_curve.png", "evaluate/metrics.json", "evaluate/samples.png", "bias.json",
