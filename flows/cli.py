@@ -129,6 +129,35 @@ def monitor(model: str = typer.Option("dcgan-digits", help="Model name (the conf
         typer.secho("DRIFT detected: event genloop.drift.detected emitted.", fg="red")
 
 
+@app.command()
+def schedule(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAML config under configs/."),
+             cron: str = typer.Option("0 3 * * 1", help="Retraining schedule (cron)."),
+             monitor_cron: str = typer.Option("0 * * * *", help="Monitoring schedule (cron); '' for none."),
+             set_: list[str] = typer.Option([], "--set", help="Config overrides for scheduled runs.")) -> None:
+    """Serve the retraining deployment (cron + drift trigger) and the monitoring deployment.
+
+    Needs a Prefect server: `prefect server start`, then PREFECT_API_URL=http://127.0.0.1:4200/api.
+    """
+    from components.config import load_config
+
+    root = _setup()
+    overrides = _parse_overrides(set_)
+    cfg = load_config(config if config.is_absolute() else root / config, overrides)
+    api = os.environ.get("PREFECT_API_URL") or _prefect_setting("PREFECT_API_URL")
+    if not api:
+        raise GenloopError("schedules and triggers need a Prefect server: run `prefect server start`, "
+                           "then `export PREFECT_API_URL=http://127.0.0.1:4200/api` and retry.")
+    from flows.deployments import build_deployments, serve_deployments
+
+    serve_deployments(build_deployments(str(root), str(config), cfg.name, overrides, cron, monitor_cron or None))
+
+
+def _prefect_setting(name: str) -> str | None:
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value() if name == "PREFECT_API_URL" else None
+
+
 def main() -> None:
     try:
         app()

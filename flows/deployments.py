@@ -1,0 +1,37 @@
+"""Schedules and the drift trigger: retraining on a cron schedule and whenever the
+monitoring flow emits `genloop.drift.detected` for the model; monitoring on its own cron.
+
+Served with `prefect.serve` by `genloop schedule`; needs a Prefect server
+(`prefect server start`, PREFECT_API_URL) because the ephemeral API has no scheduler.
+"""
+from __future__ import annotations
+
+from prefect.events import DeploymentEventTrigger
+
+from flows.monitoring import DRIFT_EVENT, monitor
+from flows.training import retrain
+
+
+def drift_trigger(model_name: str) -> DeploymentEventTrigger:
+    return DeploymentEventTrigger(name=f"retrain {model_name} on drift", expect={DRIFT_EVENT},
+                                  match={"prefect.resource.id": f"genloop.model.{model_name}"},
+                                  posture="Reactive", threshold=1)
+
+
+def build_deployments(root: str, config_path: str, model_name: str, overrides: dict,
+                      retrain_cron: str, monitor_cron: str | None) -> list:
+    deployments = [retrain.to_deployment(
+        name=f"retrain-{model_name}", cron=retrain_cron, triggers=[drift_trigger(model_name)],
+        parameters={"root": root, "config_path": config_path, "overrides": overrides},
+        description=f"Retrain {model_name} on '{retrain_cron}' and on {DRIFT_EVENT}.")]
+    if monitor_cron:
+        deployments.append(monitor.to_deployment(
+            name=f"monitor-{model_name}", cron=monitor_cron,
+            parameters={"root": root, "model_name": model_name}))
+    return deployments
+
+
+def serve_deployments(deployments: list) -> None:
+    from prefect import serve
+
+    serve(*deployments, print_starting_message=True)

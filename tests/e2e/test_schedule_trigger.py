@@ -1,0 +1,87 @@
+"""A real `prefect server`: `genloop schedule` serves the retraining deployment, and a
+`genloop.drift.detected` event for the model starts a retraining run that completes."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import TINY_DCGAN
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(predicate, seconds: float, what: str, procs=()):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except httpx.HTTPError:
+            pass
+        for proc in procs:
+            if proc.poll() is not None:
+                pytest.fail(f"{what}: a process exited early:\n{proc.stdout.read().decode()[-3000:]}")
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _completed_runs(api: str) -> list[dict]:
+    body = {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}
+    runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+    return [r for r in runs if r.get("deployment_id")]
+
+
+def test_drift_event_starts_retraining(data_project, tmp_path):
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    procs = [server]
+    try:
+        _wait(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", procs)
+        overrides = [f"--set={k}={v}" for k, v in TINY_DCGAN.items() if k != "model.args"]
+        scheduler = subprocess.Popen(
+            [sys.executable, "-c", "from flows.cli import main; main()", "schedule", "--cron", "0 0 1 1 *",
+             "--monitor-cron", "", *overrides], cwd=data_project, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(scheduler)
+        _wait(lambda: httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json(), 120,
+              "the retraining deployment", procs)
+        time.sleep(3)       # let the trigger's automation register
+        subprocess.run([sys.executable, "-c",
+                        "from prefect.events import emit_event; emit_event("
+                        "event='genloop.drift.detected', "
+                        "resource={'prefect.resource.id': 'genloop.model.dcgan-digits'})"],
+                       env=env, check=True, timeout=60)
+        runs = _wait(lambda: _completed_runs(api), 240, "a triggered retraining run", procs)
+        deployment = httpx.get(f"{api}/deployments/{runs[0]['deployment_id']}", timeout=5).json()
+        assert deployment["name"] == "retrain-dcgan-digits"
+        assert runs[0]["parameters"]["overrides"]["train.steps"] == TINY_DCGAN["train.steps"]
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_schedule_without_a_server_says_what_to_start(data_project):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    out = subprocess.run([sys.executable, "-c", "from flows.cli import main; main()", "schedule"],
+                         cwd=data_project, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "prefect server start" in out.stderr
