@@ -1,7 +1,9 @@
-"""Light augmentation, applied on the batch on the training device (kornia).
+"""Light augmentation, applied on the batch on the training device.
 
-Flips stay off: digits are not symmetric. Text models augment by sampling random
-windows of the corpus (see components/models/charlm.py), so nothing here for text.
+Images: a kornia pipeline (small affine, brightness/contrast, Gaussian noise; flips off
+by default since digits are not symmetric), deterministic under the run seed because it
+draws from torch's seeded generator. Text: random windows of the corpus (see
+components/training/batches.py) and optional character noise on the inputs.
 """
 from __future__ import annotations
 
@@ -9,20 +11,38 @@ from components.config import AugmentConfig
 
 
 def image_augmenter(cfg: AugmentConfig):
-    """A callable batch -> batch on [-1, 1] images; identity when disabled."""
+    """A callable batch -> batch on [-1, 1] images of the same shape; identity when disabled."""
     if not cfg.enabled:
         return lambda x: x
     import kornia.augmentation as K
     import torch
 
-    pipeline = K.AugmentationSequential(
-        K.RandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate),
-                       p=cfg.p, padding_mode="border"),
+    transforms = [
+        K.RandomAffine(degrees=cfg.degrees, translate=(cfg.translate, cfg.translate), p=cfg.p,
+                       padding_mode="border"),
+        K.RandomBrightness(brightness=(1 - cfg.brightness, 1 + cfg.brightness), p=cfg.p),
+        K.RandomContrast(contrast=(1 - cfg.contrast, 1 + cfg.contrast), p=cfg.p),
         K.RandomGaussianNoise(mean=0.0, std=cfg.noise_std, p=cfg.p),
-    )
+    ]
+    if cfg.hflip:
+        transforms.append(K.RandomHorizontalFlip(p=cfg.p))
+    pipeline = K.AugmentationSequential(*transforms)
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         # kornia works on [0, 1]; our tensors are [-1, 1]
-        return (pipeline((x + 1) / 2) * 2 - 1).clamp(-1, 1)
+        return (pipeline((x + 1) / 2).clamp(0, 1) * 2 - 1).to(x.dtype)
 
     return augment
+
+
+def char_noise(cfg: AugmentConfig):
+    """inputs (B, T) byte tokens -> the same with a `char_noise` share replaced at random."""
+    if not cfg.enabled or cfg.char_noise <= 0:
+        return lambda x, gen: x
+    import torch
+
+    def noisy(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        mask = torch.rand(x.shape, generator=gen) < cfg.char_noise
+        return torch.where(mask.to(x.device), torch.randint(32, 127, x.shape, generator=gen).to(x.device), x)
+
+    return noisy

@@ -25,12 +25,28 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ValidateConfig:
+    """Thresholds of the Great Expectations suites (components/validation/suites.py)."""
+    min_classes: int = 2                  # images: distinct labels
+    min_class_share: float = 0.02         # images: every class holds at least this share
+    max_duplicate_share: float = 0.05     # images: files whose exact bytes occur twice or more
+    min_corpus_chars: int = 10_000        # text: whole corpus
+    max_line_chars: int = 10_000          # text: longest line
+    min_printable_share: float = 0.95     # text: printable characters (whitespace counts)
+    max_duplicate_line_share: float = 0.3  # text: non-blank lines that occur more than once
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
     enabled: bool = True
-    degrees: float = 6.0
-    translate: float = 0.06
-    noise_std: float = 0.03
-    p: float = 0.5
+    degrees: float = 6.0             # images: random rotation range, +-degrees
+    translate: float = 0.06          # images: random shift, share of the side
+    noise_std: float = 0.03          # images: Gaussian noise on [0, 1] pixels
+    brightness: float = 0.1          # images: multiply brightness by 1 +- this
+    contrast: float = 0.1            # images: multiply contrast by 1 +- this
+    hflip: bool = False              # images: off by default, digits are not symmetric
+    p: float = 0.5                   # images: probability of each transform
+    char_noise: float = 0.0          # text: share of input bytes replaced at random
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,7 @@ class RunConfig:
     name: str = "dcgan-digits"
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -40,7 +40,7 @@ def validate(ctx: dict) -> dict:
     from components.validation.run import validate_dataset
 
     cfg = config_of(ctx)
-    report = validate_dataset(Path(ctx["dataset_dir"]), cfg.data, Path(ctx["run_dir"]) / "validation")
+    report = validate_dataset(Path(ctx["dataset_dir"]), cfg, Path(ctx["run_dir"]) / "validation")
     if not report.success:
         raise ValidationFailed(f"data validation failed for {ctx['dataset_dir']}; nothing was trained "
                                f"or promoted.\n{report.summary()}\nReport: {report.json_path}\n"
@@ -81,7 +81,8 @@ def save_grid(images_uint8, path: Path, columns: int = 10, scale: int = 4, pad: 
 def augment(ctx: dict) -> dict:
     cfg = config_of(ctx)
     if cfg.data.kind == "text":
-        return {"figure": "random windows of the corpus", "files": []}
+        noise = f", char noise {cfg.augment.char_noise}" if cfg.augment.enabled and cfg.augment.char_noise else ""
+        return {"figure": f"random {cfg.model.args.get('block_size', 'model')}-byte windows{noise}", "files": []}
     import torch
 
     from components.augment import image_augmenter
@@ -93,7 +94,9 @@ def augment(ctx: dict) -> dict:
     preview = torch.cat([batch, image_augmenter(cfg.augment)(batch)])
     path = save_grid(to_uint8(preview), Path(ctx["run_dir"]) / "augment_preview.png")
     state = "on" if cfg.augment.enabled else "off"
-    return {"figure": f"kornia {state}: affine {cfg.augment.degrees} deg, noise {cfg.augment.noise_std}",
+    a = cfg.augment
+    return {"figure": f"kornia {state}: affine {a.degrees} deg/{a.translate}, brightness/contrast "
+                      f"{a.brightness}/{a.contrast}, noise {a.noise_std}, hflip {a.hflip}",
             "files": [path]}
 
 
@@ -120,10 +123,11 @@ def train(ctx: dict) -> dict:
                                f"{objective.args.image_size}); fix model.args or data.")
         next_batch = image_batches(data, cfg.train.batch_size, image_augmenter(cfg.augment), device)
     else:
+        from components.augment import char_noise
         from components.data.text import encode
         train_text, _ = _load_text(ctx, cfg)
         next_batch = text_batches(encode(train_text), objective.args.block_size,
-                                  cfg.train.batch_size, device)
+                                  cfg.train.batch_size, device, char_noise(cfg.augment))
     meta = {**provenance(ctx), "config": ctx["config"]}
     result = run_training(objective, next_batch, cfg.train, Path(ctx["run_dir"]) / "train", meta,
                           cfg.seed, device)

@@ -69,11 +69,48 @@ def data_init() -> None:
                     f"version. Run `dvc add data` and commit data.dvc to version it.", fg="yellow", err=True)
 
 
+@data_app.command("add")
+def data_add(path: Path = typer.Argument(..., help="An image folder (class sub-folders, or flat) or text file(s)/folder."),
+             name: str = typer.Option(..., "--name", help="Dataset name: it lands in data/NAME.")) -> None:
+    """Copy a dataset into data/NAME, `dvc add data`, push to the DVC remote, print the new version."""
+    from components.data.datasets import add_dataset
+
+    root = _setup()
+    start = __import__("time").perf_counter()
+    info, data_md5 = add_dataset(root, path, name)
+    typer.echo(f"data/{info.name}: {info.kind}, {info.files} files, {info.size / 1e6:.2f} MB, "
+               f"md5 {info.md5}; data/ is now md5 {data_md5} "
+               f"({__import__('time').perf_counter() - start:.1f}s). Commit data.dvc to record this version.")
+
+
+@data_app.command("status")
+def data_status() -> None:
+    """Each dataset under data/: md5, file count, size, and whether the DVC remote holds it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from components.data.datasets import dataset_status
+    from components.data.versioning import current_version
+
+    root = _setup()
+    version = current_version(root)
+    table = Table(title=f"data/ md5 {version.md5} "
+                        f"({'matches' if version.matches_dvc else 'DIFFERS from'} data.dvc)")
+    for column in ("dataset", "kind", "md5", "files", "MB", "in remote"):
+        table.add_column(column)
+    for d in dataset_status(root):
+        held = "unknown" if d.in_remote is None else ("yes" if d.in_remote else "NO: run `dvc push`")
+        table.add_row(d.name, d.kind, d.md5, str(d.files), f"{d.size / 1e6:.2f}", held)
+    Console(width=120).print(table)
+
+
 @app.command()
 def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAML config under configs/."),
         seed: Optional[int] = typer.Option(None, help="Override the config's seed."),
         steps: Optional[int] = typer.Option(None, help="Override train.steps."),
-        set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.lr=1e-3")) -> None:
+        set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.lr=1e-3"),
+        data_rev: Optional[str] = typer.Option(None, "--data-rev", help="Train on data.dvc's version at this "
+                                               "git revision, fetched from the DVC remote.")) -> None:
     """Run the retraining flow (Prefect): validate -> augment -> train -> evaluate -> audit -> gate -> package."""
     from components.config import load_config
     from components.data.versioning import current_version
@@ -85,11 +122,15 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
     if steps is not None:
         overrides["train.steps"] = steps
     load_config(config if config.is_absolute() else root / config, overrides)   # fail fast, before Prefect
-    current_version(root)
+    if data_rev:
+        from components.data.versioning import md5_at_revision
+        md5_at_revision(root, data_rev)
+    else:
+        current_version(root)
     from components.summary import render_summary
     from flows.training import retrain
 
-    summary = retrain(str(root), str(config), overrides)
+    summary = retrain(str(root), str(config), overrides, data_rev)
     render_summary(summary)
 
 

@@ -21,8 +21,9 @@ package = _task(stages.package, name="package")
 
 
 @flow(name="genloop-retrain", log_prints=True)
-def retrain(root: str, config_path: str, overrides: dict | None = None) -> dict:
-    ctx = prepare(root, config_path, overrides)
+def retrain(root: str, config_path: str, overrides: dict | None = None,
+            data_rev: str | None = None) -> dict:
+    ctx = prepare(root, config_path, overrides, data_rev)
     validated = validate(ctx)
     augmented = augment(ctx)
     trained = train(ctx)

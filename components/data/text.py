@@ -8,15 +8,13 @@ from components.errors import GenloopError
 VOCAB_SIZE = 256
 
 
-def corpus_path(root: Path) -> Path:
-    return Path(root) / "corpus.txt"
-
-
 def load_corpus(root: Path) -> str:
-    path = corpus_path(root)
-    if not path.is_file():
-        raise GenloopError(f"text corpus {path} does not exist: run `genloop data init`.")
-    return path.read_bytes().decode("utf-8")
+    """Every .txt file under `root` (sorted by path), joined by blank lines."""
+    paths = sorted(Path(root).rglob("*.txt"))
+    if not paths:
+        raise GenloopError(f"no .txt files under {root}: run `genloop data init` or "
+                           f"`genloop data add FILES --name NAME`.")
+    return "\n\n".join(p.read_bytes().decode("utf-8") for p in paths)
 
 
 def encode(text: str) -> "torch.Tensor":  # noqa: F821

@@ -111,3 +111,61 @@ def current_version(root: Path) -> DataVersion:
         raise GenloopError(f"no data in {data}: run `genloop data init` first.")
     files, size = folder_stats(data)
     return DataVersion(folder_md5(data), recorded_md5(root), files, size, {})
+
+
+def commit_data(root: Path) -> str:
+    """`dvc add data` and push to the default remote; the new md5 of data/."""
+    with dvc_lock(root):
+        ensure_repo(root)
+        _dvc(root, "add", "-q", "data")
+        _dvc(root, "push", "-q", "data.dvc")
+        return recorded_md5(root) or ""
+
+
+def md5_at_revision(root: Path, rev: str) -> tuple[str, str]:
+    """(full git sha, data/ md5) that data.dvc recorded at git revision `rev`."""
+    import yaml
+
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=root,
+                         capture_output=True, text=True)
+    if sha.returncode != 0:
+        raise GenloopError(f"--data-rev {rev!r} is not a git revision of {root}; "
+                           f"list candidates with `git log --oneline -- data.dvc`.")
+    show = subprocess.run(["git", "show", f"{sha.stdout.strip()}:data.dvc"], cwd=root,
+                          capture_output=True, text=True)
+    if show.returncode != 0:
+        raise GenloopError(f"data.dvc does not exist at git revision {rev}; pick a revision from "
+                           f"`git log --oneline -- data.dvc`.")
+    md5 = (yaml.safe_load(show.stdout).get("outs") or [{}])[0].get("md5", "")
+    return sha.stdout.strip(), md5.removesuffix(".dir")
+
+
+def materialize_revision(root: Path, rev: str) -> tuple[Path, str, str]:
+    """Check out data/ as data.dvc had it at `rev` into .genloop/data-revs/<md5>
+    (from the DVC cache, else the remote). Returns (folder, git sha, md5)."""
+    from dvc.fs import DVCFileSystem
+
+    from components.atomic import atomic_dir
+
+    root = Path(root).resolve()
+    sha, md5 = md5_at_revision(root, rev)
+    dest = root / ".genloop" / "data-revs" / md5
+    if dest.is_dir() and folder_md5(dest) == md5:
+        return dest, sha, md5
+    with dvc_lock(root):
+        try:
+            fs = DVCFileSystem(url=str(root), rev=sha)
+            with atomic_dir(dest) as tmp:
+                fs.get("data", str(tmp / "data"), recursive=True)
+                for item in (tmp / "data").iterdir():
+                    item.rename(tmp / item.name)
+                (tmp / "data").rmdir()
+        except GenloopError:
+            raise
+        except Exception as exc:
+            raise GenloopError(f"could not fetch data/ at {rev} (md5 {md5}) from the DVC cache or "
+                               f"remote: {exc}. Check `dvc remote list` and `dvc status -c`.") from None
+    got = folder_md5(dest)
+    if got != md5:
+        raise GenloopError(f"data fetched for {rev} hashes to {got}, not {md5} as data.dvc says.")
+    return dest, sha, md5

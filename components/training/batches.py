@@ -16,8 +16,9 @@ def image_batches(data, batch_size: int, augment: Callable, device) -> Callable:
     return next_batch
 
 
-def text_batches(tokens, block_size: int, batch_size: int, device) -> Callable:
-    """Random windows of the corpus (the text model's augmentation)."""
+def text_batches(tokens, block_size: int, batch_size: int, device, noise: Callable | None = None) -> Callable:
+    """Random windows of the corpus (the text model's augmentation); `noise(inputs, gen)`
+    perturbs the inputs only, the targets stay the true next bytes."""
     import torch
 
     from components.errors import GenloopError
@@ -29,6 +30,7 @@ def text_batches(tokens, block_size: int, batch_size: int, device) -> Callable:
     def next_batch(gen: "torch.Generator"):
         start = torch.randint(0, tokens.numel() - block_size - 1, (batch_size,), generator=gen)
         rows = torch.stack([tokens[s:s + block_size + 1] for s in start.tolist()])
-        return rows[:, :-1].to(device), rows[:, 1:].to(device)
+        inputs = rows[:, :-1] if noise is None else noise(rows[:, :-1], gen)
+        return inputs.to(device), rows[:, 1:].to(device)
 
     return next_batch

@@ -46,6 +46,7 @@ def test_drift_event_starts_retraining(data_project, tmp_path):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
+           "BENTOML_HOME": str(tmp_path / "bentoml"),         # its own model store
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                "--port", str(port)], env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
