@@ -17,6 +17,8 @@ def class_folders(root: Path) -> list[str]:
 
 def describe_image(path: Path) -> dict:
     """One row: does it decode, and its format, size, mode, pixel range and content hash."""
+    import io
+
     import numpy as np
     from PIL import Image
 
@@ -25,7 +27,7 @@ def describe_image(path: Path) -> dict:
            "min_pixel": None, "max_pixel": None, "mean_pixel": None,
            "content_hash": hashlib.md5(blob).hexdigest(), "error": ""}
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(blob)) as img:       # decode the bytes already read
             img.load()
             pixels = np.asarray(img)
             row.update(decodes=True, format=img.format, width=img.width, height=img.height,
