@@ -100,11 +100,29 @@ def augment(ctx: dict) -> dict:
             "files": [path]}
 
 
+def _batch_source(ctx: dict, cfg: RunConfig, objective, device):
+    """`next_batch(generator)`: augmented image batches, or (noisy) random text windows."""
+    from components.training.batches import image_batches, text_batches
+
+    if cfg.data.kind == "image":
+        from components.augment import image_augmenter
+        data = _load_images(ctx, cfg)
+        a = objective.args
+        if tuple(data.images.shape[1:]) != (a.channels, a.image_size, a.image_size):
+            raise GenloopError(f"images are {tuple(data.images.shape[1:])} but the model expects "
+                               f"({a.channels}, {a.image_size}, {a.image_size}); fix model.args or data.")
+        return image_batches(data, cfg.train.batch_size, image_augmenter(cfg.augment), device)
+    from components.augment import char_noise
+    from components.data.text import encode
+    return text_batches(encode(_load_text(ctx, cfg)[0]), objective.args.block_size,
+                        cfg.train.batch_size, device, char_noise(cfg.augment))
+
+
 @timed
 def train(ctx: dict) -> dict:
     from components.models import build_model
-    from components.training.batches import image_batches, text_batches
     from components.training.device import pick_device
+    from components.training.trainer import fit_counts
     from components.training.trainer import train as run_training
 
     cfg = config_of(ctx)
@@ -113,24 +131,14 @@ def train(ctx: dict) -> dict:
     if objective.modality != cfg.data.kind:
         raise GenloopError(f"config: model.family {cfg.model.family} makes {objective.modality}s "
                            f"but data.kind is {cfg.data.kind}.")
-    if cfg.data.kind == "image":
-        from components.augment import image_augmenter
-        data = _load_images(ctx, cfg)
-        if tuple(data.images.shape[1:]) != (objective.args.channels, objective.args.image_size,
-                                              objective.args.image_size):
-            raise GenloopError(f"images are {tuple(data.images.shape[1:])} but the model expects "
-                               f"({objective.args.channels}, {objective.args.image_size}, "
-                               f"{objective.args.image_size}); fix model.args or data.")
-        next_batch = image_batches(data, cfg.train.batch_size, image_augmenter(cfg.augment), device)
-    else:
-        from components.augment import char_noise
-        from components.data.text import encode
-        train_text, _ = _load_text(ctx, cfg)
-        next_batch = text_batches(encode(train_text), objective.args.block_size,
-                                  cfg.train.batch_size, device, char_noise(cfg.augment))
     meta = {**provenance(ctx), "config": ctx["config"]}
-    result = run_training(objective, next_batch, cfg.train, Path(ctx["run_dir"]) / "train", meta,
-                          cfg.seed, device)
+    out = Path(ctx["run_dir"]) / "train"
+    if getattr(objective, "count_based", False):            # n-gram: count the corpus once
+        from components.data.text import encode
+        result = fit_counts(objective, encode(_load_text(ctx, cfg)[0]), out, meta)
+    else:
+        result = run_training(objective, _batch_source(ctx, cfg, objective, device), cfg.train, out,
+                              meta, cfg.seed, device)
     return {"figure": f"{result.steps} steps on {device.type}, loss {result.final_loss:.3f}, "
                       f"{result.seconds:.1f}s", "checkpoint": result.checkpoint,
             "files": [result.checkpoint, result.history_path, result.curve_path]}
@@ -194,7 +202,8 @@ def _evaluate_text(ctx, cfg, objective, out: Path, device: str):
     from components.monitoring.features import text_features
 
     _, holdout = _load_text(ctx, cfg)
-    window = min(cfg.evaluate.window, objective.args.block_size)
+    counted = getattr(objective, "count_based", False)
+    window = cfg.evaluate.window if counted else min(cfg.evaluate.window, objective.args.block_size)
     metrics = corpus_perplexity(objective.logits, encode(holdout), window,
                                 cfg.evaluate.max_windows, device)
     prompts = [line[:24] for line in holdout.splitlines() if len(line) >= 24][:20] or ["The "]

@@ -11,7 +11,9 @@ from typing import Any
 from components.config import build_dataclass
 from components.errors import GenloopError
 
-FAMILIES = {"dcgan": "components.models.dcgan", "charlm": "components.models.charlm"}
+FAMILIES = {"dcgan": "components.models.dcgan", "vae": "components.models.vae",
+            "charlm": "components.models.charlm", "lstm": "components.models.lstm",
+            "ngram": "components.models.ngram"}
 
 
 def build_model(family: str, args: dict[str, Any]):

@@ -2,13 +2,14 @@
 tied input/output embeddings."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from components.data.text import VOCAB_SIZE, decode, encode
+from components.data.text import VOCAB_SIZE
+from components.models.textgen import LanguageModelObjective
 
 
 @dataclass(frozen=True)
@@ -60,57 +61,9 @@ class CharTransformer(nn.Module):
         return self.head(self.ln(x))
 
 
-class Objective:
-    modality = "text"
-    metric = "perplexity"              # lower is better
+class Objective(LanguageModelObjective):
+    family = "charlm"
 
-    def __init__(self, args: Args):
-        self.args = args
-        self.net = CharTransformer(args)
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"net": self.net}
-
-    def make_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
-        return {"net": torch.optim.AdamW(self.net.parameters(), lr, weight_decay=0.01)}
-
-    def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.net(idx)
-
-    def loss(self, batch) -> torch.Tensor:
-        x, y = batch
-        logits = self.net(x)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
-
-    def train_step(self, batch, optimizers, grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
-        loss = self.loss(batch)
-        opt = optimizers["net"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_(self.net.parameters(), grad_clip)
-        opt.step()
-        return {"loss": loss.detach()}
-
-    @torch.no_grad()
-    def sample(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
-               temperature: float = 1.0, top_k: int = 0) -> list[str]:
-        """n continuations of `prompt` (the prompt itself is not repeated in the output)."""
-        self.net.eval()
-        device = next(self.net.parameters()).device
-        gen = torch.Generator().manual_seed(int(seed))
-        start = encode(prompt or "\n")[-self.args.block_size:]
-        idx = start.unsqueeze(0).repeat(n, 1).to(device)
-        for _ in range(max_new_tokens):
-            logits = self.net(idx[:, -self.args.block_size:])[:, -1].float().cpu()
-            logits = logits / max(float(temperature), 1e-5)
-            if top_k:
-                kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            nxt = torch.multinomial(F.softmax(logits, -1), 1, generator=gen)
-            idx = torch.cat([idx, nxt.to(device)], 1)
-        self.net.train()
-        return [decode(row[len(start):].tolist()) for row in idx.cpu()]
-
-    def describe(self) -> dict:
-        return {"family": "charlm", "args": asdict(self.args)}
+    @staticmethod
+    def build(args: Args) -> nn.Module:
+        return CharTransformer(args)

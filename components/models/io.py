@@ -27,7 +27,11 @@ def load_checkpoint(path: Path, device: str = "cpu"):
     meta = read_meta(path)
     objective = build_model(meta["family"], meta["args"])
     try:
-        load_model(nn.ModuleDict(objective.modules()), str(Path(path) / WEIGHTS), device=device)
+        if hasattr(objective, "load_tensors"):
+            from safetensors.torch import load_file
+            objective.load_tensors(load_file(str(Path(path) / WEIGHTS)))
+        else:
+            load_model(nn.ModuleDict(objective.modules()), str(Path(path) / WEIGHTS), device=device)
     except Exception as exc:
         raise GenloopError(f"checkpoint {path} has unreadable or mismatched weights ({exc}); "
                            f"retrain or restore it from the model store.") from None

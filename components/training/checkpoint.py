@@ -14,6 +14,10 @@ def save_checkpoint(objective, meta: dict, dest: Path) -> Path:
     from torch import nn
 
     with atomic_dir(Path(dest)) as tmp:
-        save_model(nn.ModuleDict(objective.modules()), str(tmp / WEIGHTS))
+        if hasattr(objective, "state_tensors"):          # count-based models (n-gram)
+            from safetensors.torch import save_file
+            save_file({k: v.contiguous() for k, v in objective.state_tensors().items()}, str(tmp / WEIGHTS))
+        else:
+            save_model(nn.ModuleDict(objective.modules()), str(tmp / WEIGHTS))
         (tmp / META).write_text(json.dumps({**objective.describe(), **meta}, indent=2, default=str))
     return dest

@@ -75,6 +75,21 @@ def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta
     return TrainResult(str(ckpt), cfg.steps, history[-1]["loss"], seconds, str(history_path), str(curve))
 
 
+def fit_counts(objective, tokens, out_dir: Path, meta: dict) -> TrainResult:
+    """Count-based models (n-gram): one pass over the training corpus, no optimiser."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    bits = objective.fit(tokens)
+    seconds = time.perf_counter() - start
+    history = [{"step": 1, "loss": bits * math.log(2), "train_bits_per_byte": bits, "seconds": round(seconds, 3)}]
+    ckpt = save_checkpoint(objective, {**meta, "step": 1}, out_dir / "checkpoint")
+    history_path = out_dir / "history.json"
+    history_path.write_text(json.dumps(history, indent=1))
+    curve = plot_history(history, out_dir / "loss_curve.png")
+    return TrainResult(str(ckpt), 1, history[-1]["loss"], seconds, str(history_path), str(curve))
+
+
 def plot_history(history: list[dict], path: Path) -> Path:
     import matplotlib
 

@@ -1,0 +1,147 @@
+"""Class-conditional convolutional VAE trained on the ELBO (reconstruction + beta * KL).
+
+Controls: sampling temperature (scales the prior's standard deviation) and interpolation
+between two latents (seeds) or two input images.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from components.errors import GenloopError
+
+
+@dataclass(frozen=True)
+class Args:
+    image_size: int = 8
+    channels: int = 1
+    num_classes: int = 10
+    z_dim: int = 16
+    width: int = 64
+    beta: float = 1.0
+
+
+class Encoder(nn.Module):
+    def __init__(self, a: Args):
+        super().__init__()
+        layers, ch, size = [], a.channels + a.num_classes, a.image_size
+        out = 32
+        while size > 2:
+            layers += [nn.Conv2d(ch, out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            ch, out, size = out, min(out * 2, a.width), size // 2
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.stats = nn.Linear(ch * 4, 2 * a.z_dim)
+
+    def forward(self, x, onehot):
+        cond = onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        mu, logvar = self.stats(self.net(torch.cat([x, cond], 1))).chunk(2, 1)
+        return mu, logvar.clamp(-10, 10)
+
+
+class Decoder(nn.Module):
+    def __init__(self, a: Args):
+        super().__init__()
+        self.a = a
+        self.project = nn.Linear(a.z_dim + a.num_classes, a.width * 4)
+        layers, ch = [], a.width
+        n_up = int(math.log2(a.image_size)) - 1
+        for i in range(n_up):
+            out = a.channels if i == n_up - 1 else max(ch // 2, 16)
+            layers.append(nn.ConvTranspose2d(ch, out, 4, 2, 1))
+            if i < n_up - 1:
+                layers.append(nn.ReLU(True))
+            ch = out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z, onehot):
+        h = F.relu(self.project(torch.cat([z, onehot], 1))).view(-1, self.a.width, 2, 2)
+        return torch.tanh(self.net(h))
+
+
+class Objective:
+    modality = "image"
+    metric = "fid"
+
+    def __init__(self, args: Args):
+        if args.image_size < 8 or args.image_size & (args.image_size - 1):
+            raise GenloopError(f"vae: image_size must be a power of two >= 8, got {args.image_size}.")
+        self.args = args
+        self.encoder, self.decoder = Encoder(args), Decoder(args)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def make_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]:
+        params = list(self.encoder.parameters()) + list(self.decoder.parameters())
+        return {"vae": torch.optim.Adam(params, lr)}
+
+    def _onehot(self, labels):
+        return F.one_hot(labels, self.args.num_classes).float()
+
+    def loss(self, batch) -> dict[str, torch.Tensor]:
+        x, labels = batch
+        onehot = self._onehot(labels)
+        mu, logvar = self.encoder(x, onehot)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        recon = self.decoder(z, onehot)
+        # Gaussian likelihood on [-1, 1] pixels (sum over pixels, mean over the batch)
+        rec = F.mse_loss(recon.float(), x.float(), reduction="sum") / x.shape[0]
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
+        return {"loss": rec + self.args.beta * kl, "recon": rec, "kl": kl}
+
+    def train_step(self, batch, optimizers, grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
+        losses = self.loss(batch)
+        opt = optimizers["vae"]
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_([p for m in self.modules().values() for p in m.parameters()], grad_clip)
+        opt.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    def _labels(self, n, labels, gen):
+        if labels is None:
+            return torch.randint(0, self.args.num_classes, (n,), generator=gen)
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        return labels.expand(n) if labels.dim() == 0 else labels
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self.decoder.eval()
+        device = next(self.decoder.parameters()).device
+        out = self.decoder(z.to(device), self._onehot(labels.to(device))).float().cpu()
+        self.decoder.train()
+        return out
+
+    def sample(self, n: int, seed: int, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(int(seed))
+        z = torch.randn(n, self.args.z_dim, generator=gen) * float(temperature)
+        labels = self._labels(n, labels, gen)
+        return self.decode(z, labels), labels
+
+    @torch.no_grad()
+    def interpolate(self, steps: int, label: int, seeds: tuple[int, int] | None = None,
+                    images: torch.Tensor | None = None) -> torch.Tensor:
+        """`steps` images along the line between two latents: from two seeds, or the
+        posterior means of two input images (2, C, H, W) in [-1, 1]."""
+        labels = torch.full((2,), int(label))
+        if images is not None:
+            self.encoder.eval()
+            device = next(self.encoder.parameters()).device
+            ends, _ = self.encoder(images.to(device), self._onehot(labels.to(device)))
+            self.encoder.train()
+            ends = ends.cpu()
+        else:
+            a, b = seeds or (0, 1)
+            ends = torch.stack([torch.randn(self.args.z_dim, generator=torch.Generator().manual_seed(s))
+                                for s in (a, b)])
+        t = torch.linspace(0, 1, steps).unsqueeze(1)
+        z = (1 - t) * ends[0] + t * ends[1]
+        return self.decode(z, torch.full((steps,), int(label)))
+
+    def describe(self) -> dict:
+        return {"family": "vae", "args": asdict(self.args)}
