@@ -61,7 +61,14 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 2e-4
     grad_clip: float = 1.0
+    warmup_fraction: float = 0.05    # linear warmup, then cosine down to 10% of lr
     log_every: int = 50
+    checkpoint_every: int = 0        # resumable training state every N steps (0: only at the end)
+    keep_checkpoints: int = 2        # training states kept (the newest K)
+    ema_decay: float = 0.999         # EMA of the generator weights (GAN); 0 turns it off
+    eval_every: int = 0              # validation loss every N steps (models with a loss)
+    patience: int = 0                # early stop after N evaluations without improvement (0: off)
+    compile: bool = False            # torch.compile the forward passes (CUDA only)
 
 
 @dataclass(frozen=True)

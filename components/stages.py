@@ -118,6 +118,21 @@ def _batch_source(ctx: dict, cfg: RunConfig, objective, device):
                         cfg.train.batch_size, device, char_noise(cfg.augment))
 
 
+def _val_batches(ctx: dict, cfg: RunConfig, objective, device, count: int = 8) -> list | None:
+    """Fixed held-out windows for validation loss / early stopping (language models)."""
+    if cfg.data.kind != "text" or not cfg.train.eval_every:
+        return None
+    import torch
+
+    from components.data.text import encode
+    from components.training.batches import text_batches
+
+    holdout = encode(_load_text(ctx, cfg)[1])
+    next_batch = text_batches(holdout, objective.args.block_size, cfg.train.batch_size, device)
+    gen = torch.Generator().manual_seed(12345)
+    return [next_batch(gen) for _ in range(count)]
+
+
 @timed
 def train(ctx: dict) -> dict:
     from components.models import build_model
@@ -138,7 +153,7 @@ def train(ctx: dict) -> dict:
         result = fit_counts(objective, encode(_load_text(ctx, cfg)[0]), out, meta)
     else:
         result = run_training(objective, _batch_source(ctx, cfg, objective, device), cfg.train, out,
-                              meta, cfg.seed, device)
+                              meta, cfg.seed, device, val_batches=_val_batches(ctx, cfg, objective, device))
     return {"figure": f"{result.steps} steps on {device.type}, loss {result.final_loss:.3f}, "
                       f"{result.seconds:.1f}s", "checkpoint": result.checkpoint,
             "files": [result.checkpoint, result.history_path, result.curve_path]}

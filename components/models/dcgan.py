@@ -68,6 +68,7 @@ class Discriminator(nn.Module):
 class Objective:
     modality = "image"
     metric = "fid"                     # lower is better
+    ema_modules = ("generator",)       # the trainer keeps an EMA of these weights
 
     def __init__(self, args: Args):
         if args.image_size < 8 or args.image_size & (args.image_size - 1):

@@ -36,43 +36,172 @@ def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
     return factor
 
 
-def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: dict,
-          seed: int, device) -> TrainResult:
-    """Run cfg.steps optimisation steps; `next_batch(generator)` returns a batch on device."""
+class EMA:
+    """Exponential moving average of some modules' parameters (buffers copied as they are)."""
+
+    def __init__(self, modules: dict, decay: float):
+        import torch
+
+        self.decay = decay
+        self.shadow = {f"{name}.{k}": p.detach().clone() for name, m in modules.items()
+                       for k, p in m.named_parameters()}
+        self.modules = modules
+        self._torch = torch
+
+    def update(self, step: int) -> None:
+        # warm-up: early on the average forgets faster, so the random init fades out
+        decay = min(self.decay, (1 + step) / (10 + step))
+        with self._torch.no_grad():
+            for name, m in self.modules.items():
+                for k, p in m.named_parameters():
+                    self.shadow[f"{name}.{k}"].lerp_(p.detach(), 1 - decay)
+
+    def swap(self) -> None:
+        """Exchange live and averaged parameters (call twice to undo)."""
+        with self._torch.no_grad():
+            for name, m in self.modules.items():
+                for k, p in m.named_parameters():
+                    key = f"{name}.{k}"
+                    live = p.detach().clone()
+                    p.copy_(self.shadow[key])
+                    self.shadow[key] = live
+
+
+def _scalar(loss) -> float:
+    return float(loss["loss"] if isinstance(loss, dict) else loss)
+
+
+def validation_loss(objective, batches: list) -> float:
     import torch
 
+    modules = objective.modules().values()
+    for m in modules:
+        m.eval()
+    with torch.no_grad():
+        value = sum(_scalar(objective.loss(b)) for b in batches) / len(batches)
+    for m in modules:
+        m.train()
+    return value
+
+
+def _progress(total: int):
+    import sys
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+                    disable=not sys.stderr.isatty(), transient=True)
+
+
+def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: dict,
+          seed: int, device, resume: bool = False, val_batches: list | None = None,
+          sync=None) -> TrainResult:
+    """Run cfg.steps optimisation steps; `next_batch(generator)` returns a batch on device.
+
+    Every `checkpoint_every` steps the whole training state (weights, optimizers,
+    schedulers, EMA, RNG states, step, history) is saved under out_dir/state/; with
+    `resume=True` the newest one is restored, so a killed run ends with the same weights
+    as an uninterrupted one. `sync` (components.training.distributed) averages gradients
+    across ranks; only rank 0 writes files.
+    """
+    import torch
+
+    from components.training.state import latest_state, load_state, save_state
+
     torch.manual_seed(seed)
-    for module in objective.modules().values():
+    modules = objective.modules()
+    for module in modules.values():
         module.to(device).train()
+        if cfg.compile and device.type == "cuda":
+            module.forward = torch.compile(module.forward)
     optimizers = objective.make_optimizers(cfg.lr)
-    schedule = warmup_cosine(cfg.steps, max(1, cfg.steps // 20))
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizers.values()]
-    gen = torch.Generator().manual_seed(seed)
+    if sync is not None:
+        optimizers = sync.wrap(optimizers)
+    schedule = warmup_cosine(cfg.steps, max(1, int(cfg.steps * cfg.warmup_fraction)))
+    schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, schedule) for k, o in optimizers.items()}
+    ema_names = getattr(objective, "ema_modules", ())
+    ema = EMA({n: modules[n] for n in ema_names}, cfg.ema_decay) if ema_names and cfg.ema_decay else None
+    gen = torch.Generator().manual_seed(seed + (sync.rank if sync else 0))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    state_root = out_dir / "state"
+    main = sync is None or sync.rank == 0
     history: list[dict] = []
-    start = time.perf_counter()
-    for step in range(1, cfg.steps + 1):
-        batch = next_batch(gen)
-        with autocast(device):
-            losses = objective.train_step(batch, optimizers, cfg.grad_clip)
-        values = {k: float(v) for k, v in losses.items()}
-        if not all(math.isfinite(v) for v in values.values()):
-            raise GenloopError(f"training diverged at step {step}: losses {values}; no checkpoint "
-                               f"was written. Lower train.lr or check the data for NaN.")
-        for sched in schedulers:
-            sched.step()
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            elapsed = time.perf_counter() - start
-            history.append({"step": step, **values, "seconds": round(elapsed, 3)})
-            log.info("step %d/%d %s (%.1f steps/s)", step, cfg.steps,
-                     " ".join(f"{k}={v:.4f}" for k, v in values.items()), step / elapsed)
+    first, elapsed_before = 1, 0.0
+    best, stale = math.inf, 0
+    if resume and (path := latest_state(state_root)) is not None:
+        st = load_state(path)
+        for name, module in modules.items():
+            module.load_state_dict(st["modules"][name])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(st["optimizers"][name])
+        for name, sched in schedulers.items():
+            sched.load_state_dict(st["schedulers"][name])
+        if ema is not None:
+            ema.shadow = {k: v.to(device) for k, v in st["ema"].items()}
+        torch.set_rng_state(st["rng"]["torch"])
+        gen.set_state(st["rng"]["batches"])
+        if device.type == "cuda" and st["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(st["rng"]["cuda"])
+        history, first, elapsed_before = st["history"], st["step"] + 1, st["seconds"]
+        best, stale = st.get("best", math.inf), st.get("stale", 0)
+        log.info("resumed from %s at step %d", path, st["step"])
+    start = time.perf_counter() - elapsed_before
+    step = first - 1
+    with _progress(cfg.steps) as bar:
+        task = bar.add_task("train", total=cfg.steps, completed=step, info="")
+        for step in range(first, cfg.steps + 1):
+            batch = next_batch(gen)
+            with autocast(device):
+                losses = objective.train_step(batch, optimizers, cfg.grad_clip)
+            values = {k: float(v) for k, v in losses.items()}
+            if not all(math.isfinite(v) for v in values.values()):
+                kept = latest_state(state_root)
+                raise GenloopError(f"training diverged at step {step}: losses {values}; the last good "
+                                   f"state is {kept or 'none (no checkpoint yet)'}. Lower train.lr or "
+                                   f"check the data for NaN.")
+            if sync is not None:
+                sync.after_step(modules)
+            if ema is not None:
+                ema.update(step)
+            for sched in schedulers.values():
+                sched.step()
+            record = step % cfg.log_every == 0 or step == cfg.steps
+            if val_batches and cfg.eval_every and step % cfg.eval_every == 0:
+                values["val_loss"] = validation_loss(objective, val_batches)
+                best, stale = (values["val_loss"], 0) if values["val_loss"] < best else (best, stale + 1)
+                record = True
+            if record:
+                elapsed = time.perf_counter() - start
+                history.append({"step": step, **values, "seconds": round(elapsed, 3)})
+                log.info("step %d/%d %s (%.1f steps/s)", step, cfg.steps,
+                         " ".join(f"{k}={v:.4f}" for k, v in values.items()), step / max(elapsed, 1e-9))
+            bar.update(task, completed=step, info=f"loss {values['loss']:.4f}")
+            if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                save_state(state_root, step, {
+                    "step": step, "seconds": time.perf_counter() - start, "history": history,
+                    "modules": {n: m.state_dict() for n, m in modules.items()},
+                    "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                    "schedulers": {n: s_.state_dict() for n, s_ in schedulers.items()},
+                    "ema": ema.shadow if ema is not None else {}, "best": best, "stale": stale,
+                    "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
+                            "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}},
+                    cfg.keep_checkpoints)
+            if cfg.patience and stale >= cfg.patience:
+                log.info("early stop at step %d: validation loss has not improved for %d evaluations",
+                         step, stale)
+                break
     seconds = time.perf_counter() - start
-    ckpt = save_checkpoint(objective, {**meta, "step": cfg.steps, "seed": seed}, out_dir / "checkpoint")
-    history_path = out_dir / "history.json"
-    history_path.write_text(json.dumps(history, indent=1))
-    curve = plot_history(history, out_dir / "loss_curve.png")
-    return TrainResult(str(ckpt), cfg.steps, history[-1]["loss"], seconds, str(history_path), str(curve))
+    if ema is not None:
+        ema.swap()                      # the exported generator is the averaged one
+    ckpt = out_dir / "checkpoint"
+    if main:
+        save_checkpoint(objective, {**meta, "step": step, "seed": seed, "ema": ema is not None}, ckpt)
+        (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+        plot_history(history, out_dir / "loss_curve.png")
+    return TrainResult(str(ckpt), step, history[-1]["loss"] if history else float("nan"), seconds,
+                       str(out_dir / "history.json"), str(out_dir / "loss_curve.png"))
 
 
 def fit_counts(objective, tokens, out_dir: Path, meta: dict) -> TrainResult:
