@@ -118,19 +118,28 @@ def _batch_source(ctx: dict, cfg: RunConfig, objective, device):
                         cfg.train.batch_size, device, char_noise(cfg.augment))
 
 
-def _val_batches(ctx: dict, cfg: RunConfig, objective, device, count: int = 8) -> list | None:
-    """Fixed held-out windows for validation loss / early stopping (language models)."""
-    if cfg.data.kind != "text" or not cfg.train.eval_every:
-        return None
+def _heldout_batches(ctx: dict, cfg: RunConfig, objective, device, count: int = 8) -> list:
+    """Fixed batches for a validation loss: held-out text windows (language models), or
+    un-augmented training images (VAE)."""
     import torch
 
-    from components.data.text import encode
-    from components.training.batches import text_batches
-
-    holdout = encode(_load_text(ctx, cfg)[1])
-    next_batch = text_batches(holdout, objective.args.block_size, cfg.train.batch_size, device)
     gen = torch.Generator().manual_seed(12345)
+    if cfg.data.kind == "text":
+        from components.data.text import encode
+        from components.training.batches import text_batches
+        next_batch = text_batches(encode(_load_text(ctx, cfg)[1]), objective.args.block_size,
+                                  cfg.train.batch_size, device)
+    else:
+        from components.training.batches import image_batches
+        next_batch = image_batches(_load_images(ctx, cfg), cfg.train.batch_size, lambda x: x, device)
     return [next_batch(gen) for _ in range(count)]
+
+
+def _val_batches(ctx: dict, cfg: RunConfig, objective, device) -> list | None:
+    """Validation batches for early stopping, for models that have a loss to validate."""
+    if not cfg.train.eval_every or not hasattr(objective, "loss"):
+        return None
+    return _heldout_batches(ctx, cfg, objective, device)
 
 
 @timed

@@ -135,6 +135,34 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
 
 
 @app.command()
+def train(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAML config under configs/."),
+          nproc: int = typer.Option(1, help="Processes (torchrun, data-parallel: gloo on CPU, NCCL on GPU)."),
+          set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.steps=50")) -> None:
+    """Train only (no validation, evaluation or packaging), optionally on N processes."""
+    import json
+    import subprocess
+
+    from components.runs import prepare_run
+
+    root = _setup()
+    ctx = prepare_run(root, str(config), _parse_overrides(set_))
+    run_dir = Path(ctx["run_dir"])
+    if nproc == 1:
+        from components.training.launch import train_distributed
+        train_distributed(ctx)
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "components.training.launch", str(run_dir / "run.json")]
+        if subprocess.call(cmd) != 0:
+            raise GenloopError(f"distributed training failed (see the output above); run dir {run_dir}.")
+    for report in sorted(run_dir.glob("rank-*.json")):
+        r = json.loads(report.read_text())
+        typer.echo(f"rank {r['rank']}/{r['world_size']}: {r['steps']} steps, weights md5 {r['weights_md5']}, "
+                   f"held-out loss {r['heldout_loss']}")
+    typer.echo(f"checkpoint: {run_dir / 'train' / 'checkpoint'}")
+
+
+@app.command()
 def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`)."),
           port: int = typer.Option(3000, help="HTTP port.")) -> None:
     """Serve the newest bento of MODEL with `bentoml serve` (POST /generate)."""
