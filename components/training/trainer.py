@@ -37,34 +37,38 @@ def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
 
 
 class EMA:
-    """Exponential moving average of some modules' parameters (buffers copied as they are)."""
+    """Exponential moving average of some modules' parameters (buffers stay live)."""
 
     def __init__(self, modules: dict, decay: float):
         import torch
 
         self.decay = decay
-        self.shadow = {f"{name}.{k}": p.detach().clone() for name, m in modules.items()
-                       for k, p in m.named_parameters()}
-        self.modules = modules
+        self.keys = [f"{name}.{k}" for name, m in modules.items() for k, _ in m.named_parameters()]
+        self.params = [p for m in modules.values() for p in m.parameters()]
+        self.values = [p.detach().clone() for p in self.params]
         self._torch = torch
+
+    @property
+    def shadow(self) -> dict:
+        return dict(zip(self.keys, self.values))
+
+    @shadow.setter
+    def shadow(self, tensors: dict) -> None:
+        self.values = [tensors[k] for k in self.keys]
 
     def update(self, step: int) -> None:
         # warm-up: early on the average forgets faster, so the random init fades out
         decay = min(self.decay, (1 + step) / (10 + step))
         with self._torch.no_grad():
-            for name, m in self.modules.items():
-                for k, p in m.named_parameters():
-                    self.shadow[f"{name}.{k}"].lerp_(p.detach(), 1 - decay)
+            self._torch._foreach_lerp_(self.values, [p.detach() for p in self.params], 1 - decay)
 
     def swap(self) -> None:
         """Exchange live and averaged parameters (call twice to undo)."""
         with self._torch.no_grad():
-            for name, m in self.modules.items():
-                for k, p in m.named_parameters():
-                    key = f"{name}.{k}"
-                    live = p.detach().clone()
-                    p.copy_(self.shadow[key])
-                    self.shadow[key] = live
+            for p, v in zip(self.params, self.values):
+                live = p.detach().clone()
+                p.copy_(v)
+                v.copy_(live)
 
 
 def _scalar(loss) -> float:
@@ -177,7 +181,8 @@ def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta
                 history.append({"step": step, **values, "seconds": round(elapsed, 3)})
                 log.info("step %d/%d %s (%.1f steps/s)", step, cfg.steps,
                          " ".join(f"{k}={v:.4f}" for k, v in values.items()), step / max(elapsed, 1e-9))
-            bar.update(task, completed=step, info=f"loss {values['loss']:.4f}")
+            if record or step % 10 == 0:
+                bar.update(task, completed=step, info=f"loss {values['loss']:.4f}")
             if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save_state(state_root, step, {
                     "step": step, "seconds": time.perf_counter() - start, "history": history,
