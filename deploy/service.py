@@ -7,6 +7,7 @@ logged with bentoml.monitor for drift monitoring. Imports only what sampling nee
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import json
 import os
@@ -64,8 +65,10 @@ class Generator:
                  prompt: str = "",
                  max_new_tokens: Annotated[int, Field(ge=1, le=2000)] = 200,
                  temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0,
-                 top_k: Annotated[int, Field(ge=0, le=256)] = 0) -> dict:
-        """Generate n images (optionally of class `label`) or n continuations of `prompt`."""
+                 top_k: Annotated[int, Field(ge=0, le=256)] = 0,
+                 top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0) -> dict:
+        """Generate n images (optionally of class `label`; `temperature` scales the latent
+        noise) or n continuations of `prompt`."""
         seed = int(seed) if seed is not None else secrets.randbelow(2**31)
         if self.objective.modality == "image":
             from components.data.images import to_uint8
@@ -77,7 +80,10 @@ class Generator:
                     raise InvalidArgument(f"label {label!r} is not a class of this model; "
                                           f"valid labels: {', '.join(self.class_names)}.")
                 labels = self.class_names.index(label)
-            images, indices = self.objective.sample(n, seed, labels=labels)
+            # DCGAN calls it truncation, the VAE temperature: both scale the latent noise
+            knob = "truncation" if "truncation" in inspect.signature(self.objective.sample).parameters \
+                else "temperature"
+            images, indices = self.objective.sample(n, seed, labels=labels, **{knob: temperature})
             images = to_uint8(images)
             names = [self.class_names[i] if self.class_names else str(i) for i in indices.tolist()]
             self._log(image_features(images, names))
@@ -86,6 +92,6 @@ class Generator:
         from components.monitoring.features import text_features
 
         texts = self.objective.sample(n, seed, prompt=prompt, max_new_tokens=max_new_tokens,
-                                      temperature=temperature, top_k=top_k)
+                                      temperature=temperature, top_k=top_k, top_p=top_p)
         self._log([text_features(prompt, t) for t in texts])
         return {"texts": texts, "prompt": prompt, "seed": seed, **self.provenance}

@@ -137,7 +137,9 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
 @app.command()
 def train(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAML config under configs/."),
           nproc: int = typer.Option(1, help="Processes (torchrun, data-parallel: gloo on CPU, NCCL on GPU)."),
-          set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.steps=50")) -> None:
+          set_: list[str] = typer.Option([], "--set", help="Override any key: --set train.steps=50"),
+          resume: Optional[Path] = typer.Option(None, help="A run dir (runs/<id>) to continue from its newest "
+                                                "training state (train.checkpoint_every).")) -> None:
     """Train only (no validation, evaluation or packaging), optionally on N processes."""
     import json
     import subprocess
@@ -145,14 +147,19 @@ def train(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
     from components.runs import prepare_run
 
     root = _setup()
-    ctx = prepare_run(root, str(config), _parse_overrides(set_))
+    if resume is not None:
+        if not (resume / "run.json").is_file():
+            raise GenloopError(f"{resume} is not a run dir (no run.json); pass runs/<run-id>.")
+        ctx = json.loads((resume / "run.json").read_text())
+    else:
+        ctx = prepare_run(root, str(config), _parse_overrides(set_))
     run_dir = Path(ctx["run_dir"])
     if nproc == 1:
         from components.training.launch import train_distributed
-        train_distributed(ctx)
+        train_distributed(ctx, resume=resume is not None)
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "components.training.launch", str(run_dir / "run.json")]
+               "-m", "components.training.launch", str(run_dir / "run.json")] + (["--resume"] if resume else [])
         if subprocess.call(cmd) != 0:
             raise GenloopError(f"distributed training failed (see the output above); run dir {run_dir}.")
     for report in sorted(run_dir.glob("rank-*.json")):

@@ -23,8 +23,9 @@ def weights_md5(objective) -> str:
     return digest.hexdigest()
 
 
-def train_distributed(ctx: dict, sync=None) -> dict:
-    """Train as the run context says; data-parallel when `sync` is given."""
+def train_distributed(ctx: dict, sync=None, resume: bool = False) -> dict:
+    """Train as the run context says; data-parallel when `sync` is given; `resume`
+    continues from the newest training state in the run dir."""
     import torch
 
     from components.models import build_model
@@ -45,7 +46,7 @@ def train_distributed(ctx: dict, sync=None) -> dict:
     result = train(objective, _batch_source(ctx, local, objective, device), local.train,
                    Path(ctx["run_dir"]) / "train", {**provenance(ctx), "config": ctx["config"],
                                                    "world_size": world},
-                   cfg.seed, device, sync=sync)
+                   cfg.seed, device, resume=resume, sync=sync)
     report = {"rank": sync.rank if sync else 0, "world_size": world, "weights_md5": weights_md5(objective),
               "heldout_loss": (validation_loss(objective, _heldout_batches(ctx, cfg, objective, device))
                                if hasattr(objective, "loss") else None),
@@ -60,7 +61,7 @@ def main() -> None:
     ctx = json.loads(Path(sys.argv[1]).read_text())
     sync = GradSync()
     try:
-        train_distributed(ctx, sync)
+        train_distributed(ctx, sync, resume="--resume" in sys.argv[2:])
     finally:
         sync.close()
 

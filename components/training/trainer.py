@@ -182,7 +182,8 @@ def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta
                 log.info("step %d/%d %s (%.1f steps/s)", step, cfg.steps,
                          " ".join(f"{k}={v:.4f}" for k, v in values.items()), step / max(elapsed, 1e-9))
             if record or step % 10 == 0:
-                bar.update(task, completed=step, info=f"loss {values['loss']:.4f}")
+                rate = (step - first + 1) / max(time.perf_counter() - start - elapsed_before, 1e-9)
+                bar.update(task, completed=step, info=f"loss {values['loss']:.4f}  {rate:.1f} steps/s")
             if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save_state(state_root, step, {
                     "step": step, "seconds": time.perf_counter() - start, "history": history,
