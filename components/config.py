@@ -77,6 +77,7 @@ class EvaluateConfig:
     reference_samples: int = 500     # training images in the FID reference statistics
     window: int = 128                # text: perplexity window (disjoint windows)
     max_windows: int = 200
+    bootstrap_rounds: int = 100      # images: FID bootstrap resamples of the generated set
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,13 @@ class AuditConfig:
     continuations_per_prompt: int = 3
     max_new_tokens: int = 60
     max_sentiment_gap: float = 0.5           # text: largest gap in mean VADER compound
+    max_copy_share: float = 0.05             # memorisation: near-copies (images) / verbatim windows (text)
 
 
 @dataclass(frozen=True)
 class GateConfig:
     margin: float = 0.0              # challenger must beat the champion by more than this
+    use_interval: bool = True        # ... and by more than the challenger's FID bootstrap half-width
 
 
 @dataclass(frozen=True)

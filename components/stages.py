@@ -182,9 +182,13 @@ def evaluate(ctx: dict, checkpoint: str) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if cfg.data.kind == "image":
-        metrics, features, sample_file = _evaluate_images(ctx, cfg, objective, out, str(device))
+        from components.evaluation.run import evaluate_images
+        metrics, features, sample_file = evaluate_images(
+            _load_images(ctx, cfg), cfg, objective, ctx["dataset_md5"], Path(ctx["root"]), out, str(device),
+            save_grid)
     else:
-        metrics, features, sample_file = _evaluate_text(ctx, cfg, objective, out, str(device))
+        from components.evaluation.run import evaluate_text
+        metrics, features, sample_file = evaluate_text(*_load_text(ctx, cfg), cfg, objective, out, str(device))
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     metrics_path = _write_json(out / "metrics.json", metrics)
     reference = out / "reference.csv"
@@ -195,81 +199,26 @@ def evaluate(ctx: dict, checkpoint: str) -> dict:
             "files": [metrics_path, sample_file, str(reference)]}
 
 
-def _evaluate_images(ctx, cfg, objective, out: Path, device: str):
-    import torch
-
-    from components.data.images import to_uint8
-    from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
-    from components.monitoring.features import image_features
-
-    data = _load_images(ctx, cfg)
-    real = to_uint8(data.images)
-    pick = torch.randperm(real.shape[0], generator=torch.Generator().manual_seed(0))
-    real = real[pick[:cfg.evaluate.reference_samples]]
-    cache = Path(ctx["root"]) / ".genloop" / "cache" / "fid"
-    mu_r, sigma_r, cached = reference_stats(real, ctx["dataset_md5"], cache, device)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    labels = data.labels[torch.randint(0, len(data.labels), (cfg.evaluate.samples,), generator=gen)]
-    fake, labels = objective.sample(cfg.evaluate.samples, cfg.seed + 1, labels=labels)
-    fake = to_uint8(fake)
-    mu_g, sigma_g = feature_stats(inception_features(fake, device=device))
-    metrics = {"fid": frechet_distance(mu_g, sigma_g, mu_r, sigma_r), "samples": int(fake.shape[0]),
-               "reference_samples": int(real.shape[0]), "reference_cached": cached}
-    grid = save_grid(fake[:100], out / "samples.png")
-    names = [cfg.data.labels[i] for i in labels.tolist()]
-    return metrics, image_features(fake, names), grid
-
-
-def _evaluate_text(ctx, cfg, objective, out: Path, device: str):
-    from components.data.text import encode
-    from components.evaluation.perplexity import corpus_perplexity
-    from components.monitoring.features import text_features
-
-    _, holdout = _load_text(ctx, cfg)
-    counted = getattr(objective, "count_based", False)
-    window = cfg.evaluate.window if counted else min(cfg.evaluate.window, objective.args.block_size)
-    metrics = corpus_perplexity(objective.logits, encode(holdout), window,
-                                cfg.evaluate.max_windows, device)
-    prompts = [line[:24] for line in holdout.splitlines() if len(line) >= 24][:20] or ["The "]
-    rows, samples = [], []
-    for i, prompt in enumerate(prompts):
-        text = objective.sample(1, cfg.seed + i, prompt=prompt, max_new_tokens=100)[0]
-        rows.append(text_features(prompt, text))
-        samples.append(f"{prompt!r} -> {text!r}")
-    path = out / "samples.txt"
-    path.write_text("\n".join(samples) + "\n")
-    return metrics, rows, str(path)
-
-
 @timed
 def audit(ctx: dict, checkpoint: str) -> dict:
-    from components.audits.bias import (class_share_audit, sentiment_gap_audit,
-                                        train_domain_classifier)
     from components.models.io import load_checkpoint
     from components.training.device import pick_device
 
     cfg = config_of(ctx)
     objective, _ = load_checkpoint(Path(checkpoint), device=str(pick_device()))
-    a = cfg.audit
     if cfg.data.kind == "image":
-        import torch
-
-        from components.data.images import to_uint8
-        data = _load_images(ctx, cfg)
-        classifier = train_domain_classifier(to_uint8(data.images), data.labels, cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed + 2)
-        labels = data.labels[torch.randint(0, len(data.labels), (a.samples,), generator=gen)]
-        fake, labels = objective.sample(a.samples, cfg.seed + 2, labels=labels)
-        result = class_share_audit(classifier, to_uint8(fake), labels, data.labels,
-                                   len(cfg.data.labels), a.max_class_tv)
+        from components.audits.run import audit_images
+        bias, memo = audit_images(_load_images(ctx, cfg), cfg, objective, ctx["dataset_md5"], Path(ctx["root"]))
     else:
-        def sample_fn(prompt, n, seed):
-            return objective.sample(n, seed, prompt=prompt, max_new_tokens=a.max_new_tokens)
-        result = sentiment_gap_audit(sample_fn, a.groups, a.templates, a.continuations_per_prompt,
-                                     a.max_new_tokens, a.max_sentiment_gap, cfg.seed)
-    path = _write_json(Path(ctx["run_dir"]) / "bias.json", result)
-    return {"figure": ("pass: " if result["passed"] else "FAIL: ") + result["reason"],
-            "passed": result["passed"], "reason": result["reason"], "result": result, "files": [path]}
+        from components.audits.run import audit_text
+        bias, memo = audit_text(_load_text(ctx, cfg)[0], cfg, objective)
+    run_dir = Path(ctx["run_dir"])
+    files = [_write_json(run_dir / "bias.json", bias), _write_json(run_dir / "memorisation.json", memo)]
+    passed = bias["passed"] and memo["passed"]
+    reasons = [r["reason"] for r in (bias, memo)]
+    return {"figure": ("pass: " if passed else "FAIL: ") + "; ".join(reasons), "passed": passed,
+            "reasons": reasons, "reason": "; ".join(reasons), "result": {"bias": bias, "memorisation": memo},
+            "files": files}
 
 
 @timed
@@ -283,8 +232,10 @@ def gate(ctx: dict, evaluation: dict, audit_result: dict) -> dict:
     champ_value = None
     if current is not None:
         champ_value = (current["metadata"].get("metrics") or {}).get(metric)
+    interval = evaluation["metrics"].get(f"{metric}_interval", {}).get("half_width", 0.0)
+    margin = max(cfg.gate.margin, interval if cfg.gate.use_interval else 0.0)
     decision = decide(metric, evaluation["metrics"][metric], champ_value, audit_result["passed"],
-                      [audit_result["reason"]], cfg.gate.margin, current and current["tag"])
+                      audit_result["reasons"], margin, current and current["tag"])
     path = _write_json(Path(ctx["run_dir"]) / "gate.json",
                        {"promote": decision.promote, "reason": decision.reason,
                         "champion": current and current["tag"]})
@@ -310,3 +261,11 @@ def package(ctx: dict, checkpoint: str, evaluation: dict, audit_result: dict, de
     path = _write_json(Path(ctx["run_dir"]) / "package.json", {"model_tag": tag, "bento_tag": bento})
     return {"figure": f"model {tag}" + (f", bento {bento}" if bento else ""), "model_tag": tag,
             "bento_tag": bento, "files": [path]}
+
+
+@timed
+def report(ctx: dict, evaluation: dict, audit_result: dict, decision: dict) -> dict:
+    from components.report import write_report
+
+    path, markdown = write_report(Path(ctx["run_dir"]), ctx["run_id"], evaluation, audit_result, decision)
+    return {"figure": "report.md", "files": [path], "markdown": markdown}

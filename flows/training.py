@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components import stages
@@ -18,6 +19,7 @@ evaluate = _task(stages.evaluate, name="evaluate")
 audit = _task(stages.audit, name="audit")
 gate = _task(stages.gate, name="gate")
 package = _task(stages.package, name="package")
+report = _task(stages.report, name="report")
 
 
 @flow(name="genloop-retrain", log_prints=True)
@@ -31,6 +33,9 @@ def retrain(root: str, config_path: str, overrides: dict | None = None,
     audited = audit(ctx, trained["checkpoint"])
     decision = gate(ctx, evaluated, audited)
     packaged = package(ctx, trained["checkpoint"], evaluated, audited, decision)
+    reported = report(ctx, evaluated, audited, decision)
+    create_markdown_artifact(reported["markdown"], key=f"report-{ctx['config']['name']}",
+                             description=f"genloop run {ctx['run_id']}")
     return write_summary(ctx, {"validate": validated, "augment": augmented, "train": trained,
                                "evaluate": evaluated, "audit": audited, "gate": decision,
-                               "package": packaged})
+                               "package": packaged, "report": reported})

@@ -49,3 +49,34 @@ def test_inception_features_and_reference_cache(tmp_path):
     assert not cached and mu.shape == (2048,)
     mu2, _, cached2 = reference_stats(images, "abc", tmp_path)
     assert cached2 and np.allclose(mu, mu2)
+
+
+def test_resize_matches_tensorflow_legacy_bilinear_on_a_ramp():
+    """TF1 resize_bilinear (align_corners=False, no half-pixel centres), the StyleGAN FID
+    resize: output i samples input at i * in / out, clamped at the last pixel."""
+    ramp = np.array([0.0, 10, 20, 40, 80, 160, 200, 255])
+    expected = []
+    for i in range(299):
+        src = i * 8 / 299
+        x0 = int(np.floor(src))
+        x1, frac = min(x0 + 1, 7), src - x0
+        expected.append((1 - frac) * ramp[x0] + frac * ramp[x1])
+    x = torch.tensor(ramp, dtype=torch.float32).view(1, 1, 1, 8).expand(1, 1, 8, 8).contiguous()
+    got = tf_bilinear_resize(x)[0, 0, 0].double().numpy()
+    assert np.abs(got - np.array(expected)).max() < 1e-3
+
+
+def test_fid_bootstrap_fast_path_equals_fid_and_brackets_it():
+    from components.evaluation.fid import _sqrtm_psd
+    from components.evaluation.image_metrics import fid_bootstrap, fid_low_rank, kernel_inception_distance
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(300, 64)), rng.normal(0.3, 1, size=(40, 64))
+    mu, sigma = feature_stats(real)
+    exact = frechet_distance(*feature_stats(fake), mu, sigma)
+    assert fid_low_rank(fake, mu, _sqrtm_psd(sigma), np.trace(sigma)) == pytest.approx(exact, rel=1e-6)
+    interval = fid_bootstrap(fake, mu, sigma, rounds=30)
+    assert interval["low"] < exact < interval["high"] and interval["half_width"] > 0
+    same, _ = kernel_inception_distance(real, real[::-1].copy(), subsets=10, subset_size=50)
+    shifted, _ = kernel_inception_distance(real, real + 1.0, subsets=10, subset_size=50)
+    assert abs(same) < 0.05 < shifted

@@ -15,17 +15,21 @@ def test_dcgan_flow_promotes_and_packages(trained_dcgan, data_project):
 
     s = trained_dcgan
     assert [row["stage"] for row in s["stages"]] == ["data", "validate", "augment", "train", "evaluate",
-                                                     "audit", "gate", "package"]
+                                                     "audit", "gate", "package", "report"]
     assert s["promoted"] and s["model_tag"].startswith("dcgan-digits:") and s["bento_tag"]
     assert all(row["seconds"] is not None for row in s["stages"][1:])
     assert s["data_md5"] in s["stages"][0]["figure"]
     run_dir = Path(s["run_dir"])
     for rel in ("validation/validation.json", "augment_preview.png", "train/checkpoint/weights.safetensors",
                 "train/loss_curve.png", "evaluate/metrics.json", "evaluate/samples.png", "bias.json",
-                "gate.json", "summary.json"):
+                "gate.json", "summary.json", "memorisation.json", "report.md", "class_share.png"):
         assert (run_dir / rel).is_file(), rel
     metrics = json.loads((run_dir / "evaluate/metrics.json").read_text())
     assert metrics["fid"] > 0 and metrics["samples"] == 24
+    assert metrics["fid_interval"]["low"] < metrics["fid"] < metrics["fid_interval"]["high"]
+    for key in ("kid", "precision", "recall", "density", "coverage", "fid_domain"):
+        assert key in metrics, key
+    assert "Memorisation" in (run_dir / "report.md").read_text()
     model = bentoml.models.get(s["model_tag"])
     assert model.info.labels["stage"] == "champion"
     assert model.info.metadata["data_md5"] == s["data_md5"]

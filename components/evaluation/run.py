@@ -1,0 +1,88 @@
+"""The evaluate stage's work: image metrics on Inception and domain features, text
+perplexity; and the reference frame for drift monitoring."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from components.config import RunConfig
+
+
+def domain_model(data, cfg: RunConfig, dataset_md5: str, root: Path):
+    from components.evaluation.domain import domain_classifier
+
+    return domain_classifier(data.images, data.labels, len(cfg.data.labels), dataset_md5,
+                             Path(root) / ".genloop" / "cache" / "domain")
+
+
+def evaluate_images(data, cfg: RunConfig, objective, dataset_md5: str, root: Path, out: Path,
+                    device: str, save_grid) -> tuple[dict, list[dict], str]:
+    from components.data.images import to_uint8
+    from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
+    from components.evaluation.image_metrics import (fid_bootstrap, kernel_inception_distance,
+                                                     precision_recall_density_coverage)
+    from components.monitoring.features import image_features
+
+    e = cfg.evaluate
+    pick = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:e.reference_samples]
+    real = to_uint8(data.images[pick])
+    cache = Path(root) / ".genloop" / "cache" / "fid"
+    mu_r, sigma_r, cached = reference_stats(real, dataset_md5, cache, device)
+    real_features = _cached_features(real, cache / f"{dataset_md5}-{len(real)}-features.npy", device)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    labels = data.labels[torch.randint(0, len(data.labels), (e.samples,), generator=gen)]
+    fake_float, labels = objective.sample(e.samples, cfg.seed + 1, labels=labels)
+    fake = to_uint8(fake_float)
+    fake_features = inception_features(fake, device=device)
+    metrics = {"fid": frechet_distance(*feature_stats(fake_features), mu_r, sigma_r),
+               "samples": int(fake.shape[0]), "reference_samples": int(real.shape[0]),
+               "reference_cached": cached}
+    if e.bootstrap_rounds:
+        interval = fid_bootstrap(fake_features, mu_r, sigma_r, e.bootstrap_rounds, seed=cfg.seed)
+        metrics["fid_interval"] = {k: interval[k] for k in ("low", "high", "half_width", "rounds", "level")}
+    kid, kid_std = kernel_inception_distance(real_features, fake_features, seed=cfg.seed)
+    metrics.update({"kid": kid, "kid_std": kid_std}, **precision_recall_density_coverage(real_features, fake_features))
+    classifier, info = domain_model(data, cfg, dataset_md5, root)
+    with torch.no_grad():
+        dom_real = classifier.features(data.images[pick]).double().numpy()
+        dom_fake = classifier.features(fake_float).double().numpy()
+    metrics["fid_domain"] = frechet_distance(*feature_stats(dom_fake), *feature_stats(dom_real))
+    metrics["domain_classifier_accuracy"] = info["heldout_accuracy"]
+    grid = save_grid(fake[:100], out / "samples.png")
+    names = [cfg.data.labels[i] for i in labels.tolist()]
+    return metrics, image_features(fake, names), grid
+
+
+def _cached_features(images, path: Path, device: str):
+    import numpy as np
+
+    from components.evaluation.fid import inception_features
+
+    if path.is_file():
+        return np.load(path)
+    features = inception_features(images, device=device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path.with_suffix(".tmp.npy"), features)
+    path.with_suffix(".tmp.npy").replace(path)
+    return features
+
+
+def evaluate_text(train_text: str, holdout: str, cfg: RunConfig, objective, out: Path,
+                  device: str) -> tuple[dict, list[dict], str]:
+    from components.data.text import encode
+    from components.evaluation.perplexity import corpus_perplexity
+    from components.monitoring.features import text_features
+
+    counted = getattr(objective, "count_based", False)
+    window = cfg.evaluate.window if counted else min(cfg.evaluate.window, objective.args.block_size)
+    metrics = corpus_perplexity(objective.logits, encode(holdout), window, cfg.evaluate.max_windows, device)
+    prompts = [line[:24] for line in holdout.splitlines() if len(line) >= 24][:20] or ["The "]
+    rows, samples = [], []
+    for i, prompt in enumerate(prompts):
+        text = objective.sample(1, cfg.seed + i, prompt=prompt, max_new_tokens=100)[0]
+        rows.append(text_features(prompt, text))
+        samples.append(f"{prompt!r} -> {text!r}")
+    path = out / "samples.txt"
+    path.write_text("\n".join(samples) + "\n")
+    return metrics, rows, str(path)

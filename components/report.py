@@ -1,0 +1,63 @@
+"""The run's markdown report: sample grid, class-share plot, metric and audit tables."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _table(rows: dict) -> list[str]:
+    out = ["| | |", "|---|---|"]
+    for key, value in rows.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, (dict, list)):
+            continue
+        out.append(f"| {key} | {value} |")
+    return out
+
+
+def class_share_plot(bias: dict, path: Path) -> str | None:
+    if "generated_share" not in bias:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    gen, train = bias["generated_share"], bias["training_share"]
+    x = np.arange(len(gen))
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    ax.bar(x - 0.2, train, 0.4, label="training")
+    ax.bar(x + 0.2, gen, 0.4, label="generated")
+    ax.set_xticks(x)
+    ax.set_xlabel("class")
+    ax.set_ylabel("share")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return str(path)
+
+
+def write_report(run_dir: Path, run_id: str, evaluation: dict, audit: dict, decision: dict) -> tuple[str, str]:
+    """report.md in the run dir; returns (path, markdown)."""
+    run_dir = Path(run_dir)
+    bias, memo = audit["result"]["bias"], audit["result"]["memorisation"]
+    lines = [f"# genloop run {run_id}", "",
+             f"**Decision:** {'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}", ""]
+    if (run_dir / "evaluate" / "samples.png").is_file():
+        lines += ["## Samples", "", "![samples](evaluate/samples.png)", ""]
+    plot = class_share_plot(bias, run_dir / "class_share.png")
+    if plot:
+        lines += ["## Class shares", "", "![class shares](class_share.png)", ""]
+    lines += ["## Metrics", "", *_table(evaluation["metrics"]), ""]
+    if "fid_interval" in evaluation["metrics"]:
+        i = evaluation["metrics"]["fid_interval"]
+        lines += [f"FID {i['level']:.0%} bootstrap interval: {i['low']:.3f} .. {i['high']:.3f} "
+                  f"({i['rounds']} resamples)", ""]
+    lines += [f"## Bias audit: {'pass' if bias['passed'] else 'FAIL'}", "", bias["reason"], "", *_table(bias), ""]
+    lines += [f"## Memorisation: {'pass' if memo['passed'] else 'FAIL'}", "", memo["reason"], "", *_table(memo), ""]
+    markdown = "\n".join(lines)
+    path = run_dir / "report.md"
+    path.write_text(markdown)
+    return str(path), markdown
