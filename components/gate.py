@@ -18,6 +18,6 @@ def decide(metric: str, challenger: float, champion: float | None, audits_passed
         return Decision(True, f"no champion yet; {metric} {challenger:.4g}")
     if challenger < champion - margin:
         return Decision(True, f"{metric} {challenger:.4g} beats champion {champion_tag} "
-                              f"({champion:.4g}) by more than {margin}")
+                              f"({champion:.4g}) by more than {margin:.4g}")
     return Decision(False, f"{metric} {challenger:.4g} does not beat champion {champion_tag} "
-                           f"({champion:.4g}) by more than {margin}; champion kept")
+                           f"({champion:.4g}) by more than {margin:.4g}; champion kept")
