@@ -75,7 +75,8 @@ class TrainConfig:
 class EvaluateConfig:
     samples: int = 500               # generated images for FID / text windows for ppl
     reference_samples: int = 500     # training images in the FID reference statistics
-    window: int = 128                # text: perplexity window (disjoint windows)
+    window: int = 128                # text: perplexity window
+    stride: int = 0                  # text: window advance; 0 = window (disjoint windows)
     max_windows: int = 200
     bootstrap_rounds: int = 100      # images: FID bootstrap resamples of the generated set
 

@@ -1,5 +1,10 @@
-"""Corpus-level perplexity = exp(total NLL / total tokens) over disjoint windows, and
-bits per character (total bits / UTF-8 characters predicted)."""
+"""Corpus-level perplexity = exp(total NLL / total tokens) on held-out text, and bits per
+character (total bits / UTF-8 characters predicted).
+
+Windows of `window` tokens advance by `stride` (default: disjoint windows). With a stride
+below the window, each window scores only its last `stride` tokens, which then see
+`window - stride` tokens of context; every token is scored exactly once either way.
+"""
 from __future__ import annotations
 
 import math
@@ -7,29 +12,39 @@ from typing import Callable
 
 
 def corpus_perplexity(logits_fn: Callable, tokens, window: int, max_windows: int = 0,
-                      device: str = "cpu") -> dict:
+                      device: str = "cpu", stride: int | None = None) -> dict:
     import torch
     from torch.nn import functional as F
 
-    n_windows = (tokens.numel() - 1) // window
-    if max_windows:
-        n_windows = min(n_windows, max_windows)
-    if n_windows < 1:
-        from components.errors import GenloopError
+    from components.errors import GenloopError
+
+    stride = stride or window
+    if not 0 < stride <= window:
+        raise GenloopError(f"evaluate.stride must be in 1..window ({window}), got {stride}.")
+    if tokens.numel() < window + 1:
         raise GenloopError(f"held-out text of {tokens.numel()} tokens is shorter than one window "
                            f"({window + 1}); lower evaluate.window or add text.")
+    starts = list(range(0, tokens.numel() - window, stride))
+    if max_windows:
+        starts = starts[:max_windows]
     total_nll, total_tokens, total_chars = 0.0, 0, 0
     with torch.no_grad():
-        for i in range(0, n_windows, 32):
-            starts = range(i * window, min(i + 32, n_windows) * window, window)
-            rows = torch.stack([tokens[s:s + window + 1] for s in starts]).to(device)
+        for i in range(0, len(starts), 32):
+            chunk = starts[i:i + 32]
+            rows = torch.stack([tokens[s:s + window + 1] for s in chunk]).to(device)
             logits = logits_fn(rows[:, :-1]).double()     # float64 sums: exact corpus NLL
             targets = rows[:, 1:]
-            total_nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                         reduction="sum").item()
-            total_tokens += targets.numel()
+            # the first window scores everything; later ones only their new `stride` tokens
+            scored = torch.zeros_like(targets, dtype=torch.bool)
+            scored[:, window - stride:] = True
+            if chunk[0] == 0:
+                scored[0] = True
+            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+            total_nll += nll[scored.reshape(-1)].sum().item()
+            picked = targets[scored]
+            total_tokens += picked.numel()
             # a UTF-8 character starts at every byte that is not a continuation byte
-            total_chars += int(((targets < 0x80) | (targets >= 0xC0)).sum())
+            total_chars += int(((picked < 0x80) | (picked >= 0xC0)).sum())
     return {"perplexity": math.exp(total_nll / total_tokens),
             "bits_per_char": total_nll / math.log(2) / max(total_chars, 1),
-            "tokens": total_tokens, "windows": n_windows}
+            "tokens": total_tokens, "windows": len(starts), "window": window, "stride": stride}

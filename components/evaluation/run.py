@@ -76,7 +76,8 @@ def evaluate_text(train_text: str, holdout: str, cfg: RunConfig, objective, out:
 
     counted = getattr(objective, "count_based", False)
     window = cfg.evaluate.window if counted else min(cfg.evaluate.window, objective.args.block_size)
-    metrics = corpus_perplexity(objective.logits, encode(holdout), window, cfg.evaluate.max_windows, device)
+    metrics = corpus_perplexity(objective.logits, encode(holdout), window, cfg.evaluate.max_windows, device,
+                                stride=min(cfg.evaluate.stride, window) or None)
     prompts = [line[:24] for line in holdout.splitlines() if len(line) >= 24][:20] or ["The "]
     rows, samples = [], []
     for i, prompt in enumerate(prompts):
