@@ -62,11 +62,12 @@ def inception_features(images_uint8, batch_size: int = 64, device: str = "cpu") 
     out = []
     with torch.inference_mode():
         for i in range(0, images_uint8.shape[0], batch_size):
-            x = images_uint8[i:i + batch_size].to(device).float()
+            # resize before repeating grey to RGB (a third of the work); TF's resize
+            # returns floats, so no rounding back to uint8 in between
+            x = tf_bilinear_resize(images_uint8[i:i + batch_size].to(device).float())
             if x.shape[1] == 1:
-                x = x.repeat(1, 3, 1, 1)
-            x = (tf_bilinear_resize(x).round().clamp(0, 255) - 128.0) / 128.0
-            out.append(net(x).double().cpu().numpy())
+                x = x.expand(-1, 3, -1, -1)
+            out.append(net((x - 128.0) / 128.0).double().cpu().numpy())
     return np.concatenate(out)
 
 
