@@ -3,7 +3,7 @@ scale -> Inception) against the bare TorchScript forward on the same, already pr
 batches, measured side by side (goal >= 0.95); and the wall time of the image evaluation
 (FID + bootstrap + KID + PR/DC + domain FID) for 1,000 generated samples on this device.
 
-Usage: .venv/bin/python benchmarks/fid_throughput.py [n_images]
+Usage: .venv/bin/python benchmarks/fid_throughput.py [n_images] [--evaluate]
 """
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def main(n: int = 256) -> None:
     mb, mo = statistics.median(b), statistics.median(o)
     print(f"{device}: bare TorchScript {n / mb:.1f} images/s, genloop features {n / mo:.1f} images/s, "
           f"ratio {mb / mo:.3f}")
+    if "--evaluate" not in sys.argv:
+        return
 
     from components.config import RunConfig, build_dataclass
     from components.data.embedded import digits_png_files, write_dataset
@@ -68,4 +70,4 @@ def main(n: int = 256) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 256)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 256)

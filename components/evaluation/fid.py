@@ -15,7 +15,7 @@ import numpy as np
 
 from components.errors import GenloopError
 
-RESIZE_MODE = "tf_bilinear"
+RESIZE_MODE = "tf_bilinear_float"     # part of the cache key: change it when preprocessing changes
 
 
 def inception_path() -> Path:
@@ -93,16 +93,18 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 
 
 def reference_stats(images_uint8, dataset_md5: str, cache_dir: Path, device: str = "cpu"):
-    """Statistics of the real images, cached by dataset md5, network hash, resize mode and count."""
+    """Features and statistics of the real images, cached by dataset md5, network hash,
+    resize mode and count. Returns (mu, sigma, features, cached)."""
     cache_dir = Path(cache_dir)
     key = f"{dataset_md5}-{network_hash()[:12]}-{RESIZE_MODE}-{images_uint8.shape[0]}.npz"
     path = cache_dir / key
     if path.is_file():
         cached = np.load(path)
-        return cached["mu"], cached["sigma"], True
-    mu, sigma = feature_stats(inception_features(images_uint8, device=device))
+        return cached["mu"], cached["sigma"], cached["features"], True
+    features = inception_features(images_uint8, device=device)
+    mu, sigma = feature_stats(features)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma)
+    np.savez(tmp, mu=mu, sigma=sigma, features=features)
     tmp.replace(path)
-    return mu, sigma, False
+    return mu, sigma, features, False

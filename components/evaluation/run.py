@@ -28,8 +28,7 @@ def evaluate_images(data, cfg: RunConfig, objective, dataset_md5: str, root: Pat
     pick = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:e.reference_samples]
     real = to_uint8(data.images[pick])
     cache = Path(root) / ".genloop" / "cache" / "fid"
-    mu_r, sigma_r, cached = reference_stats(real, dataset_md5, cache, device)
-    real_features = _cached_features(real, cache / f"{dataset_md5}-{len(real)}-features.npy", device)
+    mu_r, sigma_r, real_features, cached = reference_stats(real, dataset_md5, cache, device)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     labels = data.labels[torch.randint(0, len(data.labels), (e.samples,), generator=gen)]
     fake_float, labels = objective.sample(e.samples, cfg.seed + 1, labels=labels)
@@ -52,20 +51,6 @@ def evaluate_images(data, cfg: RunConfig, objective, dataset_md5: str, root: Pat
     grid = save_grid(fake[:100], out / "samples.png")
     names = [cfg.data.labels[i] for i in labels.tolist()]
     return metrics, image_features(fake, names), grid
-
-
-def _cached_features(images, path: Path, device: str):
-    import numpy as np
-
-    from components.evaluation.fid import inception_features
-
-    if path.is_file():
-        return np.load(path)
-    features = inception_features(images, device=device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path.with_suffix(".tmp.npy"), features)
-    path.with_suffix(".tmp.npy").replace(path)
-    return features
 
 
 def evaluate_text(train_text: str, holdout: str, cfg: RunConfig, objective, out: Path,

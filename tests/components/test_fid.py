@@ -45,9 +45,9 @@ def test_inception_features_and_reference_cache(tmp_path):
     images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
     feats = inception_features(images)
     assert feats.shape == (4, 2048) and feats.dtype == np.float64 and np.isfinite(feats).all()
-    mu, sigma, cached = reference_stats(images, "abc", tmp_path)
-    assert not cached and mu.shape == (2048,)
-    mu2, _, cached2 = reference_stats(images, "abc", tmp_path)
+    mu, sigma, features, cached = reference_stats(images, "abc", tmp_path)
+    assert not cached and mu.shape == (2048,) and np.allclose(features, feats)
+    mu2, _, _, cached2 = reference_stats(images, "abc", tmp_path)
     assert cached2 and np.allclose(mu, mu2)
 
 
