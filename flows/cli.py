@@ -75,12 +75,14 @@ def data_add(path: Path = typer.Argument(..., help="An image folder (class sub-f
     """Copy a dataset into data/NAME, `dvc add data`, push to the DVC remote, print the new version."""
     from components.data.datasets import add_dataset
 
+    import time
+
     root = _setup()
-    start = __import__("time").perf_counter()
+    start = time.perf_counter()
     info, data_md5 = add_dataset(root, path, name)
     typer.echo(f"data/{info.name}: {info.kind}, {info.files} files, {info.size / 1e6:.2f} MB, "
                f"md5 {info.md5}; data/ is now md5 {data_md5} "
-               f"({__import__('time').perf_counter() - start:.1f}s). Commit data.dvc to record this version.")
+               f"({time.perf_counter() - start:.1f}s). Commit data.dvc to record this version.")
 
 
 @data_app.command("status")
@@ -219,19 +221,14 @@ def schedule(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help
     root = _setup()
     overrides = _parse_overrides(set_)
     cfg = load_config(config if config.is_absolute() else root / config, overrides)
-    api = os.environ.get("PREFECT_API_URL") or _prefect_setting("PREFECT_API_URL")
-    if not api:
+    from prefect.settings import PREFECT_API_URL
+
+    if not (os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()):
         raise GenloopError("schedules and triggers need a Prefect server: run `prefect server start`, "
                            "then `export PREFECT_API_URL=http://127.0.0.1:4200/api` and retry.")
     from flows.deployments import build_deployments, serve_deployments
 
     serve_deployments(build_deployments(str(root), str(config), cfg.name, overrides, cron, monitor_cron or None))
-
-
-def _prefect_setting(name: str) -> str | None:
-    from prefect.settings import PREFECT_API_URL
-
-    return PREFECT_API_URL.value() if name == "PREFECT_API_URL" else None
 
 
 def main() -> None:

@@ -47,4 +47,6 @@ def load_image_folder(root: Path, class_names: tuple[str, ...], channels: int) -
 
 def to_uint8(x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
     """[-1, 1] floats -> uint8 pixels."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(__import__("torch").uint8)
+    import torch
+
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

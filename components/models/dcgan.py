@@ -21,6 +21,14 @@ class Args:
     spectral_norm: bool = False
 
 
+def sample_labels(n: int, labels, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """The classes to generate: random ones, one class for all n, or one per sample."""
+    if labels is None:
+        return torch.randint(0, num_classes, (n,), generator=gen)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    return labels.expand(n) if labels.dim() == 0 else labels
+
+
 class Generator(nn.Module):
     def __init__(self, a: Args):
         super().__init__()
@@ -114,11 +122,7 @@ class Objective:
         device = next(self.generator.parameters()).device
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(n, self.args.z_dim, generator=gen) * float(truncation)
-        if labels is None:
-            labels = torch.randint(0, self.args.num_classes, (n,), generator=gen)
-        labels = torch.as_tensor(labels, dtype=torch.long)
-        if labels.dim() == 0:
-            labels = labels.expand(n)
+        labels = sample_labels(n, labels, self.args.num_classes, gen)
         images = self.generator(z.to(device), labels.to(device)).float().cpu()
         self.generator.train()
         return images, labels

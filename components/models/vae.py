@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from components.errors import GenloopError
+from components.models.dcgan import sample_labels
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,6 @@ class Objective:
         opt.step()
         return {k: v.detach() for k, v in losses.items()}
 
-    def _labels(self, n, labels, gen):
-        if labels is None:
-            return torch.randint(0, self.args.num_classes, (n,), generator=gen)
-        labels = torch.as_tensor(labels, dtype=torch.long)
-        return labels.expand(n) if labels.dim() == 0 else labels
-
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         self.decoder.eval()
@@ -120,7 +115,7 @@ class Objective:
     def sample(self, n: int, seed: int, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(n, self.args.z_dim, generator=gen) * float(temperature)
-        labels = self._labels(n, labels, gen)
+        labels = sample_labels(n, labels, self.args.num_classes, gen)
         return self.decode(z, labels), labels
 
     @torch.no_grad()

@@ -24,7 +24,7 @@ def drift_report(reference, current, numerical: list[str], categorical: list[str
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    columns = [c for c in numerical + categorical]
+    columns = numerical + categorical
     for name, frame in (("reference", reference), ("current", current)):
         if len(frame) == 0:
             raise GenloopError(f"the {name} frame is empty: no {name} generations to compare. "

@@ -1,6 +1,5 @@
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.conftest import REPO, make_project
 
@@ -14,7 +13,7 @@ def _run(args, cwd):
 def test_help_lists_the_commands():
     out = _run(["--help"], REPO)
     assert out.returncode == 0
-    for command in ("run", "serve", "monitor", "data"):
+    for command in ("run", "train", "serve", "monitor", "schedule", "data"):
         assert command in out.stdout
 
 
