@@ -7,7 +7,37 @@ components/training/batches.py) and optional character noise on the inputs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from components.config import AugmentConfig
+
+
+@dataclass(frozen=True)
+class AugmentPlan:
+    """What the augment stage hands to train: the transform, as plain data. Train applies
+    it to every batch it draws (no augmented copies are written)."""
+    kind: str                    # "image" | "text"
+    config: AugmentConfig
+    text_window: int = 0         # text: bytes per training window; 0: the model counts the whole split
+
+    def image_transform(self) -> Callable:
+        """batch -> augmented batch, on [-1, 1] images (identity when disabled)."""
+        return image_augmenter(self.config)
+
+    def text_noise(self) -> Callable:
+        """(inputs, generator) -> inputs with `char_noise` of the bytes replaced."""
+        return char_noise(self.config)
+
+    def describe(self) -> str:
+        a = self.config
+        if self.kind == "text" and not self.text_window:
+            return "none: the model counts the whole training split"
+        if self.kind == "text":
+            noise = f", char noise {a.char_noise}" if a.enabled and a.char_noise else ""
+            return f"random {self.text_window}-byte windows{noise}"
+        return (f"kornia {'on' if a.enabled else 'off'}: affine {a.degrees} deg/{a.translate}, "
+                f"brightness/contrast {a.brightness}/{a.contrast}, noise {a.noise_std}, hflip {a.hflip}")
 
 
 def image_augmenter(cfg: AugmentConfig):

@@ -51,7 +51,7 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    family: str = "dcgan"                         # dcgan | charlm
+    family: str = "dcgan"                         # dcgan | vae | charlm | lstm | ngram
     args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,8 +96,10 @@ class AuditConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
+    """The promotion policy (components/gate.py: `decide`)."""
     margin: float = 0.0              # challenger must beat the champion by more than this
     use_interval: bool = True        # ... and by more than the challenger's FID bootstrap half-width
+    allow_incomparable: bool = False  # compare scores on other datasets, metrics or sample counts
 
 
 @dataclass(frozen=True)

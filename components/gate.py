@@ -1,7 +1,44 @@
-"""The promotion gate: champion/challenger on one lower-is-better metric."""
+"""The promotion gate: champion/challenger on one lower-is-better metric. Every rule of the
+policy lives in `decide`; the config's `gate:` section (GateConfig) sets its knobs."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.config import GateConfig
+
+# What must match for two evaluations to be comparable, per metric: FID is biased by the
+# sample counts; perplexity depends on the window, the stride and how many tokens were scored.
+PROTOCOL_KEYS = {"fid": ("samples", "reference_samples"), "perplexity": ("tokens", "window", "stride")}
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """One evaluated model, as the gate compares it (stored in the model's metadata)."""
+    metric: str
+    value: float
+    half_width: float                         # bootstrap interval half-width (0: none)
+    dataset_md5: str                          # the dataset it was evaluated on
+    protocol: dict[str, int] = field(default_factory=dict)
+    tag: str | None = None                    # model tag, once stored
+
+    @classmethod
+    def of(cls, metric: str, metrics: dict[str, Any], dataset_md5: str, tag: str | None = None) -> "Scorecard":
+        """From an evaluation's metrics.json."""
+        interval = metrics.get(f"{metric}_interval") or {"half_width": 0.0}
+        return cls(metric, float(metrics[metric]), float(interval["half_width"]), dataset_md5,
+                   {k: int(metrics[k]) for k in PROTOCOL_KEYS.get(metric, ()) if k in metrics}, tag)
+
+    @classmethod
+    def from_metadata(cls, tag: str, card: dict[str, Any]) -> "Scorecard":
+        """From what `to_metadata` wrote into a stored model's metadata["scorecard"]."""
+        return cls(card["metric"], float(card["value"]), float(card["half_width"]), card["dataset_md5"],
+                   {k: int(v) for k, v in card["protocol"].items()}, tag)
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"metric": self.metric, "value": self.value, "half_width": self.half_width,
+                "dataset_md5": self.dataset_md5, "protocol": dict(self.protocol)}
 
 
 @dataclass(frozen=True)
@@ -10,14 +47,48 @@ class Decision:
     reason: str
 
 
-def decide(metric: str, challenger: float, champion: float | None, audits_passed: bool,
-           audit_reasons: list[str], margin: float = 0.0, champion_tag: str | None = None) -> Decision:
+def differences(challenger: Scorecard, champion: Scorecard) -> list[str]:
+    """What makes the two scores incomparable (empty: comparable)."""
+    out = []
+    if challenger.metric != champion.metric:
+        out.append(f"metric {champion.metric} vs {challenger.metric}")
+    if challenger.dataset_md5 != champion.dataset_md5:
+        out.append(f"dataset md5 {champion.dataset_md5} vs {challenger.dataset_md5}")
+    for key in sorted(champion.protocol.keys() | challenger.protocol.keys()):
+        mine, theirs = challenger.protocol.get(key), champion.protocol.get(key)
+        if mine != theirs:
+            out.append(f"{key} {theirs} vs {mine}")
+    return out
+
+
+def decide(challenger: Scorecard, champion: Scorecard | None, audits_passed: bool,
+           audit_reasons: tuple[str, ...] | list[str], policy: GateConfig) -> Decision:
+    """Promote only a challenger that passes its audits and has a finite score, when there
+    is no champion, or when it beats the champion's score by more than the margin (the
+    larger of `gate.margin` and, with `gate.use_interval`, its bootstrap half-width) on
+    the same metric, dataset and evaluation protocol. Incomparable scores keep the
+    champion unless `gate.allow_incomparable` is set."""
+    name = challenger.metric
     if not audits_passed:
         return Decision(False, "audit failed: " + "; ".join(audit_reasons))
+    if not math.isfinite(challenger.value):
+        return Decision(False, f"the challenger's {name} is {challenger.value}: not a score; nothing promoted")
     if champion is None:
-        return Decision(True, f"no champion yet; {metric} {challenger:.4g}")
-    if challenger < champion - margin:
-        return Decision(True, f"{metric} {challenger:.4g} beats champion {champion_tag} "
-                              f"({champion:.4g}) by more than {margin:.4g}")
-    return Decision(False, f"{metric} {challenger:.4g} does not beat champion {champion_tag} "
-                           f"({champion:.4g}) by more than {margin:.4g}; champion kept")
+        return Decision(True, f"no champion yet; {name} {challenger.value:.4g}")
+    gaps = differences(challenger, champion)
+    across = f" (compared across: {'; '.join(gaps)}, as gate.allow_incomparable says)" if gaps else ""
+    if gaps and not policy.allow_incomparable:
+        return Decision(False, f"not comparable with champion {champion.tag} (champion vs challenger: "
+                               f"{'; '.join(gaps)}); champion kept. Evaluate both the same way, or set "
+                               f"gate.allow_incomparable: true to compare anyway")
+    if challenger.metric != champion.metric:
+        return Decision(True, f"champion {champion.tag} is scored on {champion.metric}, the challenger on "
+                              f"{name}: no common scale, so the challenger replaces it{across}")
+    interval = challenger.half_width if policy.use_interval else 0.0
+    margin = max(policy.margin, interval)
+    why = f"margin {margin:.4g} = max(gate.margin {policy.margin:.4g}, interval half-width {interval:.4g})"
+    if challenger.value < champion.value - margin:
+        return Decision(True, f"{name} {challenger.value:.4g} beats champion {champion.tag} "
+                              f"({champion.value:.4g}) by more than the {why}{across}")
+    return Decision(False, f"{name} {challenger.value:.4g} does not beat champion {champion.tag} "
+                           f"({champion.value:.4g}) by more than the {why}; champion kept{across}")

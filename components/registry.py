@@ -1,42 +1,120 @@
 """BentoML adapter: the model store as champion/challenger registry, and bento builds.
 
-BENTOML_HOME must be set before bentoml is first imported (entry points call
+The champion of a model name is an explicit alias (`champions.json` beside the model
+store, written atomically under a lock), never "the newest model": promotion saves the
+model, builds its bento, and only then moves the alias, so a failed build leaves the old
+champion in place. BENTOML_HOME must be set before bentoml is first used (entry points call
 `configure_bentoml_home`); the default keeps the store inside the project, .genloop/bentoml.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-CHAMPION = "champion"
+from components.errors import GenloopError
+from components.paths import ProjectPaths
+
+# What the service imports at run time (deploy/service.py and the components it loads);
+# each is pinned in the bento at the version constraints.txt freezes (torch, which
+# constraints.txt leaves to the machine, at the installed release). bentoml adds itself.
+SERVICE_PACKAGES = ("torch", "safetensors", "numpy", "pillow", "pydantic", "vaderSentiment")
 
 
 def configure_bentoml_home(root: Path) -> Path:
-    os.environ.setdefault("BENTOML_HOME", str(Path(root).resolve() / ".genloop" / "bentoml"))
+    os.environ.setdefault("BENTOML_HOME", str(ProjectPaths.at(root).bentoml_home))
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     return Path(os.environ["BENTOML_HOME"])
 
 
-def champion(name: str):
-    """The newest model of `name` labelled stage=champion, or None."""
+def _aliases_path() -> Path:
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return Path(BentoMLContainer.bentoml_home.get()) / "genloop-champions.json"
+
+
+@contextlib.contextmanager
+def _aliases():
+    """The alias table, locked for a read-modify-write; written atomically on exit."""
+    path = _aliases_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        table = json.loads(path.read_text()) if path.is_file() else {}
+        before = json.dumps(table, sort_keys=True)
+        yield table
+        if json.dumps(table, sort_keys=True) != before:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(table, indent=2))
+            tmp.replace(path)
+
+
+def _alias(name: str) -> dict:
+    path = _aliases_path()
+    table = json.loads(path.read_text()) if path.is_file() else {}
+    return table.get(name, {"champion": None, "history": []})
+
+
+def champion_tag(name: str) -> str | None:
+    return _alias(name)["champion"]
+
+
+def champion_history(name: str) -> list[dict]:
+    """Every tag the alias pointed at, oldest first: [{"tag", "since"}]."""
+    return _alias(name)["history"]
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    tag: str
+    metadata: dict
+    labels: dict
+    path: Path
+
+
+def _stored(model) -> StoredModel:
+    return StoredModel(str(model.tag), dict(model.info.metadata), dict(model.info.labels), Path(model.path))
+
+
+def get_model(tag: str) -> StoredModel:
     import bentoml
     from bentoml.exceptions import NotFound
 
     try:
-        models = bentoml.models.list(name)
+        return _stored(bentoml.models.get(tag))
     except NotFound:
-        return None
-    champions = [m for m in models if m.info.labels.get("stage") == CHAMPION]
-    return max(champions, key=lambda m: m.creation_time) if champions else None
+        raise GenloopError(f"model {tag} is not in the model store ({os.environ.get('BENTOML_HOME')}); "
+                           f"list models with `bentoml models list`.") from None
 
 
-def champion_summary(name: str) -> dict | None:
-    model = champion(name)
-    if model is None:
+def champion_summary(name: str) -> StoredModel | None:
+    """The model the champion alias of `name` points at, or None when there is none."""
+    tag = champion_tag(name)
+    if tag is None:
         return None
-    return {"tag": str(model.tag), "metadata": dict(model.info.metadata), "path": model.path}
+    return get_model(tag)
+
+
+def model_names() -> list[str]:
+    """Names with a champion."""
+    path = _aliases_path()
+    return sorted(json.loads(path.read_text())) if path.is_file() else []
+
+
+def set_champion(name: str, tag: str) -> None:
+    """Point the champion alias of `name` at the stored model `tag` (also a rollback)."""
+    model = get_model(tag)
+    if model.tag.split(":")[0] != name:
+        raise GenloopError(f"{tag} is a model of {model.tag.split(':')[0]!r}, not of {name!r}.")
+    with _aliases() as table:
+        entry = table.setdefault(name, {"champion": None, "history": []})
+        entry["champion"] = model.tag
+        entry["history"].append({"tag": model.tag, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
 def _storable(value):
@@ -54,8 +132,7 @@ def save_model(name: str, files: dict[str, Path], labels: dict[str, str], metada
     """Copy `files` (name in model -> source path, file or dir) into a new stored model."""
     import bentoml
 
-    metadata = _storable(metadata)
-    with bentoml.models.create(name, labels=labels, metadata=metadata) as model:
+    with bentoml.models.create(name, labels=labels, metadata=_storable(metadata)) as model:
         for dest, src in files.items():
             src = Path(src)
             if src.is_dir():
@@ -65,9 +142,44 @@ def save_model(name: str, files: dict[str, Path], labels: dict[str, str], metada
     return str(model.tag)
 
 
-def build_bento(model_tag: str, modality: str, ctx: Path) -> str:
-    """Stage deploy/ plus the components package into `ctx` and build a bento from it."""
+def promote(name: str, files: dict[str, Path], labels: dict[str, str], metadata: dict,
+            bento_dir: Path | None) -> tuple[str, str | None]:
+    """Save the model, build its bento (unless `bento_dir` is None), then make it the
+    champion. On any failure the new model is deleted and the champion stays as it was."""
     import bentoml
+
+    tag = save_model(name, files, labels, metadata)
+    try:
+        bento = build_bento(tag, name, metadata["modality"], bento_dir) if bento_dir else None
+        set_champion(name, tag)
+    except BaseException:
+        bentoml.models.delete(tag)
+        raise
+    return tag, bento
+
+
+def pinned_packages(constraints: Path) -> list[str]:
+    """SERVICE_PACKAGES pinned as constraints.txt freezes them (torch as installed, without
+    a local build suffix such as +cpu)."""
+    from importlib.metadata import version
+
+    pins = {}
+    for line in constraints.read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            package, pinned = line.split("==", 1)
+            pins[package.strip().lower()] = pinned.split(";")[0].strip()
+    pins.setdefault("torch", version("torch").split("+")[0])
+    missing = [p for p in SERVICE_PACKAGES if p.lower() not in pins]
+    if missing:
+        raise GenloopError(f"{constraints} pins none of {missing}; regenerate it with `pip freeze`.")
+    return [f"{p}=={pins[p.lower()]}" for p in SERVICE_PACKAGES]
+
+
+def build_bento(model_tag: str, name: str, modality: str, ctx: Path) -> str:
+    """Stage deploy/ plus the components package into `ctx` and build a bento from it that
+    declares its Python packages (pinned), so it serves in a fresh environment."""
+    import bentoml
+    import yaml
 
     import components
 
@@ -75,19 +187,28 @@ def build_bento(model_tag: str, modality: str, ctx: Path) -> str:
     ctx = Path(ctx)
     shutil.rmtree(ctx, ignore_errors=True)
     shutil.copytree(source.parent / "deploy", ctx, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(source, ctx / "components",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(source, ctx / "components", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (ctx / "genloop_model.json").write_text(json.dumps({"tag": model_tag, "modality": modality}))
+    bentofile = yaml.safe_load((ctx / "bentofile.yaml").read_text())
+    bentofile["python"]["packages"] = pinned_packages(source.parent / "constraints.txt")
+    (ctx / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
     bento = bentoml.bentos.build_bentofile(str(ctx / "bentofile.yaml"), build_ctx=str(ctx),
-                                           labels={"model": model_tag.replace(":", "-")})
+                                           labels={"model": model_tag.replace(":", "-"), "model_name": name})
     return str(bento.tag)
 
 
-def latest_bento(model_name: str | None = None):
-    """The newest bento (optionally the one serving a model of `model_name`)."""
+def champion_bento(name: str):
+    """The bento built for the champion of `name` (exact name), or a clear error."""
     import bentoml
 
-    bentos = bentoml.bentos.list()
-    if model_name:
-        bentos = [b for b in bentos if b.info.labels.get("model", "").startswith(model_name + "-")]
-    return max(bentos, key=lambda b: b.creation_time) if bentos else None
+    tag = champion_tag(name)
+    if tag is None:
+        known = ", ".join(model_names()) or "none yet"
+        raise GenloopError(f"no champion named {name!r} (models with a champion: {known}); "
+                           f"run `genloop run --config configs/<name>.yaml` to train and promote one.")
+    label = tag.replace(":", "-")
+    bentos = [b for b in bentoml.bentos.list() if b.info.labels.get("model") == label]
+    if not bentos:
+        raise GenloopError(f"the champion {tag} has no bento (trained with `package: false`?); "
+                           f"rerun with package: true.")
+    return max(bentos, key=lambda b: b.creation_time)

@@ -1,7 +1,25 @@
-"""The run's markdown report: sample grid, class-share plot, metric and audit tables."""
+"""The run's pictures and markdown report: sample grids, class-share plot, metric and
+audit tables."""
 from __future__ import annotations
 
 from pathlib import Path
+
+
+def save_grid(images_uint8, path: Path, columns: int = 10, scale: int = 4, pad: int = 1) -> str:
+    """A PNG grid of (N, C, H, W) uint8 images, `pad` grey pixels between tiles."""
+    import numpy as np
+    from PIL import Image
+
+    n, c, h, w = images_uint8.shape
+    rows = -(-n // columns)
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 96, dtype=np.uint8)
+    for i, img in enumerate(images_uint8.permute(0, 2, 3, 1).numpy()):
+        r, k = divmod(i, columns)
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        grid[top:top + h, left:left + w] = img
+    picture = Image.fromarray(grid.squeeze(-1) if c == 1 else grid)
+    picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(path)
+    return str(path)
 
 
 def _table(rows: dict) -> list[str]:
@@ -39,20 +57,20 @@ def class_share_plot(bias: dict, path: Path) -> str | None:
     return str(path)
 
 
-def write_report(run_dir: Path, run_id: str, evaluation: dict, audit: dict, decision: dict) -> tuple[str, str]:
-    """report.md in the run dir; returns (path, markdown)."""
+def write_report(run_dir: Path, run_id: str, evaluated, audited, gated) -> tuple[str, str]:
+    """report.md in the run dir from the evaluate, audit and gate results; returns (path, markdown)."""
     run_dir = Path(run_dir)
-    bias, memo = audit["result"]["bias"], audit["result"]["memorisation"]
+    bias, memo, metrics = audited.bias, audited.memorisation, evaluated.metrics
     lines = [f"# genloop run {run_id}", "",
-             f"**Decision:** {'promoted' if decision['promote'] else 'not promoted'}: {decision['reason']}", ""]
+             f"**Decision:** {'promoted' if gated.promote else 'not promoted'}: {gated.reason}", ""]
     if (run_dir / "evaluate" / "samples.png").is_file():
         lines += ["## Samples", "", "![samples](evaluate/samples.png)", ""]
     plot = class_share_plot(bias, run_dir / "class_share.png")
     if plot:
         lines += ["## Class shares", "", "![class shares](class_share.png)", ""]
-    lines += ["## Metrics", "", *_table(evaluation["metrics"]), ""]
-    if "fid_interval" in evaluation["metrics"]:
-        i = evaluation["metrics"]["fid_interval"]
+    lines += ["## Metrics", "", *_table(metrics), ""]
+    if "fid_interval" in metrics:
+        i = metrics["fid_interval"]
         lines += [f"FID {i['level']:.0%} bootstrap interval: {i['low']:.3f} .. {i['high']:.3f} "
                   f"({i['rounds']} resamples)", ""]
     lines += [f"## Bias audit: {'pass' if bias['passed'] else 'FAIL'}", "", bias["reason"], "", *_table(bias), ""]

@@ -4,27 +4,29 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from components.results import Gated, Packaged, StageResult
 
-def write_summary(ctx: dict, stages: dict[str, dict]) -> dict:
-    run_dir = Path(ctx["run_dir"])
-    dvc = "matches data.dvc" if ctx["data_matches_dvc"] else "DIFFERS from data.dvc"
-    data_row = {"figure": f"{Path(ctx['dataset_dir']).name} md5 {ctx['dataset_md5']}; data/ md5 "
-                          f"{ctx['data_md5']} ({dvc})", "files": [str(run_dir / "run.json")]}
-    stages = {"data": data_row, **stages}
+
+def write_summary(ctx, stages: dict[str, StageResult], gated: Gated, packaged: Packaged) -> dict:
+    """summary.json: the run's provenance, one row per stage (data first) and the decision."""
+    data = ctx.data
+    dvc = "matches data.dvc" if data.data_matches_dvc else "DIFFERS from data.dvc"
+    data_row = StageResult(figure=f"{ctx.dataset_dir.name} md5 {ctx.dataset_md5}; data/ md5 {data.data_md5} "
+                                  f"({dvc})", files=(str(ctx.run_dir / "run.json"),))
+
+    def shown(path: str) -> str:
+        return str(Path(path).relative_to(ctx.root)) if Path(path).is_relative_to(ctx.root) else path
+
     summary = {
-        "run_id": ctx["run_id"], "run_dir": str(run_dir), "data_md5": ctx["data_md5"],
-        "data_matches_dvc": ctx["data_matches_dvc"], "data_rev": ctx["data_rev"],
-        "git_sha": ctx["git_sha"],
-        "stages": [{"stage": name, "figure": result.get("figure", ""), "seconds": result.get("seconds"),
-                    "files": [str(Path(f).relative_to(ctx["root"])) if str(f).startswith(ctx["root"]) else str(f)
-                              for f in result.get("files", [])]}
-                   for name, result in stages.items()],
-        "promoted": bool(stages.get("gate", {}).get("promote")),
-        "decision": stages.get("gate", {}).get("reason", ""),
-        "model_tag": stages.get("package", {}).get("model_tag"),
-        "bento_tag": stages.get("package", {}).get("bento_tag"),
+        "run_id": ctx.run_id, "run_dir": str(ctx.run_dir), "data_md5": data.data_md5,
+        "data_matches_dvc": data.data_matches_dvc, "data_rev": data.data_rev, "git_sha": ctx.git_sha,
+        "stages": [{"stage": name, "figure": result.figure, "seconds": result.seconds,
+                    "files": [shown(f) for f in result.files]}
+                   for name, result in {"data": data_row, **stages}.items()],
+        "promoted": gated.promote, "decision": gated.reason,
+        "model_tag": packaged.model_tag, "bento_tag": packaged.bento_tag,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (ctx.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -38,7 +40,7 @@ def render_summary(summary: dict) -> None:
     table.add_column("s", justify="right")
     table.add_column("files", overflow="fold")
     for row in summary["stages"]:
-        table.add_row(row["stage"], row["figure"], f"{row.get('seconds') or 0:.1f}", "\n".join(row["files"]))
+        table.add_row(row["stage"], row["figure"], f"{row['seconds']:.1f}", "\n".join(row["files"]))
     console = Console(width=max(Console().width, 160))
     console.print(table)
     dvc_note = "" if summary["data_matches_dvc"] else " (differs from data.dvc!)"

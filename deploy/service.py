@@ -7,7 +7,6 @@ logged with bentoml.monitor for drift monitoring. Imports only what sampling nee
 from __future__ import annotations
 
 import base64
-import inspect
 import io
 import json
 import os
@@ -42,7 +41,7 @@ class Generator:
         from components.models.io import load_checkpoint
 
         stored = self.model_ref
-        self.objective, _ = load_checkpoint(Path(stored.path) / "checkpoint")
+        self.model, _ = load_checkpoint(Path(stored.path) / "checkpoint")
         meta = stored.info.metadata
         self.class_names = list(meta.get("class_names") or [])
         self.provenance = {"model_tag": str(stored.tag), "dataset_md5": meta.get("dataset_md5"),
@@ -70,7 +69,7 @@ class Generator:
         """Generate n images (optionally of class `label`; `temperature` scales the latent
         noise) or n continuations of `prompt`."""
         seed = int(seed) if seed is not None else secrets.randbelow(2**31)
-        if self.objective.modality == "image":
+        if self.model.modality == "image":
             from components.data.images import to_uint8
             from components.monitoring.features import image_features
 
@@ -80,10 +79,7 @@ class Generator:
                     raise InvalidArgument(f"label {label!r} is not a class of this model; "
                                           f"valid labels: {', '.join(self.class_names)}.")
                 labels = self.class_names.index(label)
-            # DCGAN calls it truncation, the VAE temperature: both scale the latent noise
-            knob = "truncation" if "truncation" in inspect.signature(self.objective.sample).parameters \
-                else "temperature"
-            images, indices = self.objective.sample(n, seed, labels=labels, **{knob: temperature})
+            images, indices = self.model.sample(n, seed, labels=labels, temperature=temperature)
             images = to_uint8(images)
             names = [self.class_names[i] if self.class_names else str(i) for i in indices.tolist()]
             self._log(image_features(images, names))
@@ -91,7 +87,7 @@ class Generator:
                     "seed": seed, **self.provenance}
         from components.monitoring.features import text_features
 
-        texts = self.objective.sample(n, seed, prompt=prompt, max_new_tokens=max_new_tokens,
+        texts = self.model.sample(n, seed, prompt=prompt, max_new_tokens=max_new_tokens,
                                       temperature=temperature, top_k=top_k, top_p=top_p)
         self._log([text_features(prompt, t) for t in texts])
         return {"texts": texts, "prompt": prompt, "seed": seed, **self.provenance}

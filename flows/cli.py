@@ -146,53 +146,70 @@ def train(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
     import json
     import subprocess
 
-    from components.runs import prepare_run
+    from components.runs import RunContext, prepare_run
 
     root = _setup()
-    if resume is not None:
-        if not (resume / "run.json").is_file():
-            raise GenloopError(f"{resume} is not a run dir (no run.json); pass runs/<run-id>.")
-        ctx = json.loads((resume / "run.json").read_text())
-    else:
-        ctx = prepare_run(root, str(config), _parse_overrides(set_))
-    run_dir = Path(ctx["run_dir"])
+    if nproc < 1:
+        raise GenloopError(f"--nproc must be >= 1, got {nproc}.")
+    ctx = RunContext.load(resume) if resume is not None else prepare_run(root, str(config), _parse_overrides(set_))
     if nproc == 1:
-        from components.training.launch import train_distributed
-        train_distributed(ctx, resume=resume is not None)
+        from components.training.run import plan_augmentation, train_run
+        train_run(ctx, plan_augmentation(ctx), resume=resume is not None)
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "components.training.launch", str(run_dir / "run.json")] + (["--resume"] if resume else [])
+               "-m", "components.training.launch", str(ctx.run_dir)] + (["--resume"] if resume else [])
         if subprocess.call(cmd) != 0:
-            raise GenloopError(f"distributed training failed (see the output above); run dir {run_dir}.")
-    for report in sorted(run_dir.glob("rank-*.json")):
+            raise GenloopError(f"distributed training failed (see the output above); run dir {ctx.run_dir}.")
+    for report in sorted(ctx.run_dir.glob("rank-*.json")):
         r = json.loads(report.read_text())
         typer.echo(f"rank {r['rank']}/{r['world_size']}: {r['steps']} steps, weights md5 {r['weights_md5']}, "
                    f"held-out loss {r['heldout_loss']}")
-    typer.echo(f"checkpoint: {run_dir / 'train' / 'checkpoint'}")
+    typer.echo(f"checkpoint: {ctx.run_dir / 'train' / 'checkpoint'}")
 
 
 @app.command()
-def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`)."),
+def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`), exactly."),
           port: int = typer.Option(3000, help="HTTP port.")) -> None:
-    """Serve the newest bento of MODEL with `bentoml serve` (POST /generate)."""
+    """Serve the bento of MODEL's champion with `bentoml serve` (POST /generate)."""
     import subprocess
 
-    from components.monitoring.run import monitor_dir
-    from components.registry import latest_bento
+    from components.paths import ProjectPaths
+    from components.registry import champion_bento
 
     root = _setup()
-    bento = latest_bento(model)
-    if bento is None:
-        raise GenloopError(f"no bento for model {model!r}: run `genloop run` (it packages promoted models).")
-    env = {**os.environ, "GENLOOP_MONITOR_DIR": str(monitor_dir(root, model))}
+    bento = champion_bento(model)
+    env = {**os.environ, "GENLOOP_MONITOR_DIR": str(ProjectPaths.at(root).monitoring(model))}
     typer.echo(f"serving {bento.tag} on http://127.0.0.1:{port}  (logs: {env['GENLOOP_MONITOR_DIR']})")
     cmd = [sys.executable, "-m", "bentoml", "serve", str(bento.tag), "--port", str(port)]
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 
 @app.command()
+def champion(model: str = typer.Argument(..., help="Model name (the config's `name`)."),
+             set_: Optional[str] = typer.Option(None, "--set", help="Make this stored model tag the champion "
+                                                "(e.g. to roll back).")) -> None:
+    """Show MODEL's champion and its history, or point the champion alias at another stored model."""
+    import json
+
+    from components.registry import champion_history, champion_tag, get_model, set_champion
+
+    _setup()
+    if set_:
+        set_champion(model, set_)
+    tag = champion_tag(model)
+    if tag is None:
+        raise GenloopError(f"{model!r} has no champion yet: run `genloop run` to train and promote one.")
+    card = get_model(tag).metadata["scorecard"]
+    typer.echo(f"champion of {model}: {tag}  ({card['metric']} {card['value']:.4g} on dataset "
+               f"{card['dataset_md5']}, {json.dumps(card['protocol'])})")
+    for entry in champion_history(model):
+        typer.echo(f"  {entry['since']}  {entry['tag']}")
+
+
+@app.command()
 def monitor(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`)."),
-            log_dir: Optional[Path] = typer.Option(None, help="Serving log dir (default .genloop/monitoring/MODEL)."),
+            log_dir: Optional[Path] = typer.Option(None, help="Serving log dir (default: where `genloop serve` "
+                                                   "logs, .genloop/monitoring/MODEL)."),
             threshold: float = typer.Option(0.5, help="Drift share that counts as drift.")) -> None:
     """Run the monitoring flow (Prefect): Evidently drift of served generations vs the reference."""
     root = _setup()

@@ -28,14 +28,14 @@ def retrain(root: str, config_path: str, overrides: dict | None = None,
     ctx = prepare(root, config_path, overrides, data_rev)
     validated = validate(ctx)
     augmented = augment(ctx)
-    trained = train(ctx)
-    evaluated = evaluate(ctx, trained["checkpoint"])
-    audited = audit(ctx, trained["checkpoint"])
-    decision = gate(ctx, evaluated, audited)
-    packaged = package(ctx, trained["checkpoint"], evaluated, audited, decision)
-    reported = report(ctx, evaluated, audited, decision)
-    create_markdown_artifact(reported["markdown"], key=f"report-{ctx['config']['name']}",
-                             description=f"genloop run {ctx['run_id']}")
+    trained = train(ctx, augmented)
+    evaluated = evaluate(ctx, trained)
+    audited = audit(ctx, trained)
+    gated = gate(ctx, evaluated, audited)
+    packaged = package(ctx, trained, evaluated, audited, gated)
+    reported = report(ctx, evaluated, audited, gated)
+    create_markdown_artifact(reported.markdown, key=f"report-{ctx.config.name}",
+                             description=f"genloop run {ctx.run_id}")
     return write_summary(ctx, {"validate": validated, "augment": augmented, "train": trained,
-                               "evaluate": evaluated, "audit": audited, "gate": decision,
-                               "package": packaged, "report": reported})
+                               "evaluate": evaluated, "audit": audited, "gate": gated,
+                               "package": packaged, "report": reported}, gated, packaged)

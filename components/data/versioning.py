@@ -16,14 +16,19 @@ from pathlib import Path
 from components.data.embedded import write_embedded
 from components.data.hashing import folder_md5, folder_stats
 from components.errors import GenloopError
+from components.paths import ProjectPaths
 
 REMOTE_NAME = "local"
-REMOTE_URL = ".genloop/dvc-remote"    # given relative to the repo root; DVC stores it relative to .dvc/
+
+
+def _remote_url(root: Path) -> str:
+    """The local remote, relative to the repo root (DVC stores it relative to .dvc/)."""
+    return ProjectPaths.at(root).dvc_remote.relative_to(Path(root).resolve()).as_posix()
 
 
 @contextlib.contextmanager
 def dvc_lock(root: Path):
-    lock_path = Path(root) / ".genloop" / "dvc.lock"
+    lock_path = ProjectPaths.at(root).dvc_lock
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -48,7 +53,7 @@ def ensure_repo(root: Path) -> None:
     if not (root / ".dvc").is_dir():
         _dvc(root, "init", "-q", *([] if (root / ".git").exists() else ["--no-scm"]))
     if REMOTE_NAME not in _dvc(root, "remote", "list"):
-        _dvc(root, "remote", "add", "-d", REMOTE_NAME, REMOTE_URL)
+        _dvc(root, "remote", "add", "-d", REMOTE_NAME, _remote_url(root))
 
 
 def recorded_md5(root: Path, dvc_file: str = "data.dvc") -> str | None:
@@ -149,7 +154,7 @@ def materialize_revision(root: Path, rev: str) -> tuple[Path, str, str]:
 
     root = Path(root).resolve()
     sha, md5 = md5_at_revision(root, rev)
-    dest = root / ".genloop" / "data-revs" / md5
+    dest = ProjectPaths.at(root).data_revision(md5)
     if dest.is_dir() and folder_md5(dest) == md5:
         return dest, sha, md5
     with dvc_lock(root):

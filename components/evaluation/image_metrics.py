@@ -71,6 +71,3 @@ def fid_bootstrap(fake: np.ndarray, mu_r: np.ndarray, sigma_r: np.ndarray, round
             "std": float(np.std(values)),
             "rounds": rounds, "level": level}
 
-
-def fid_of(real: np.ndarray, fake: np.ndarray) -> float:
-    return frechet_distance(*feature_stats(fake), *feature_stats(real))

@@ -7,31 +7,31 @@ from pathlib import Path
 import torch
 
 from components.config import RunConfig
+from components.paths import ProjectPaths
 
 
-def domain_model(data, cfg: RunConfig, dataset_md5: str, root: Path):
+def domain_model(data, cfg: RunConfig, dataset_md5: str, paths: ProjectPaths):
     from components.evaluation.domain import domain_classifier
 
-    return domain_classifier(data.images, data.labels, len(cfg.data.labels), dataset_md5,
-                             Path(root) / ".genloop" / "cache" / "domain")
+    return domain_classifier(data.images, data.labels, len(cfg.data.labels), dataset_md5, paths.domain_cache)
 
 
-def evaluate_images(data, cfg: RunConfig, objective, dataset_md5: str, root: Path, out: Path,
-                    device: str, save_grid) -> tuple[dict, list[dict], str]:
+def evaluate_images(data, cfg: RunConfig, model, dataset_md5: str, paths: ProjectPaths, out: Path,
+                    device: str) -> tuple[dict, list[dict], str]:
     from components.data.images import to_uint8
     from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
     from components.evaluation.image_metrics import (fid_bootstrap, kernel_inception_distance,
                                                      precision_recall_density_coverage)
     from components.monitoring.features import image_features
+    from components.report import save_grid
 
     e = cfg.evaluate
     pick = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:e.reference_samples]
     real = to_uint8(data.images[pick])
-    cache = Path(root) / ".genloop" / "cache" / "fid"
-    mu_r, sigma_r, real_features, cached = reference_stats(real, dataset_md5, cache, device)
+    mu_r, sigma_r, real_features, cached = reference_stats(real, dataset_md5, paths.fid_cache, device)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     labels = data.labels[torch.randint(0, len(data.labels), (e.samples,), generator=gen)]
-    fake_float, labels = objective.sample(e.samples, cfg.seed + 1, labels=labels)
+    fake_float, labels = model.sample(e.samples, cfg.seed + 1, labels=labels)
     fake = to_uint8(fake_float)
     fake_features = inception_features(fake, device=device)
     metrics = {"fid": frechet_distance(*feature_stats(fake_features), mu_r, sigma_r),
@@ -42,7 +42,7 @@ def evaluate_images(data, cfg: RunConfig, objective, dataset_md5: str, root: Pat
         metrics["fid_interval"] = {k: interval[k] for k in ("low", "high", "half_width", "rounds", "level")}
     kid, kid_std = kernel_inception_distance(real_features, fake_features, seed=cfg.seed)
     metrics.update({"kid": kid, "kid_std": kid_std}, **precision_recall_density_coverage(real_features, fake_features))
-    classifier, info = domain_model(data, cfg, dataset_md5, root)
+    classifier, info = domain_model(data, cfg, dataset_md5, paths)
     with torch.no_grad():
         dom_real = classifier.features(data.images[pick]).double().numpy()
         dom_fake = classifier.features(fake_float).double().numpy()
@@ -53,20 +53,20 @@ def evaluate_images(data, cfg: RunConfig, objective, dataset_md5: str, root: Pat
     return metrics, image_features(fake, names), grid
 
 
-def evaluate_text(train_text: str, holdout: str, cfg: RunConfig, objective, out: Path,
+def evaluate_text(holdout: str, cfg: RunConfig, model, out: Path,
                   device: str) -> tuple[dict, list[dict], str]:
     from components.data.text import encode
     from components.evaluation.perplexity import corpus_perplexity
     from components.monitoring.features import text_features
 
-    counted = getattr(objective, "count_based", False)
-    window = cfg.evaluate.window if counted else min(cfg.evaluate.window, objective.args.block_size)
-    metrics = corpus_perplexity(objective.logits, encode(holdout), window, cfg.evaluate.max_windows, device,
+    limit = model.sequence_limit
+    window = cfg.evaluate.window if limit is None else min(cfg.evaluate.window, limit)
+    metrics = corpus_perplexity(model.logits, encode(holdout), window, cfg.evaluate.max_windows, device,
                                 stride=min(cfg.evaluate.stride, window) or None)
     prompts = [line[:24] for line in holdout.splitlines() if len(line) >= 24][:20] or ["The "]
     rows, samples = [], []
     for i, prompt in enumerate(prompts):
-        text = objective.sample(1, cfg.seed + i, prompt=prompt, max_new_tokens=100)[0]
+        text = model.sample(1, cfg.seed + i, prompt=prompt, max_new_tokens=100)[0]
         rows.append(text_features(prompt, text))
         samples.append(f"{prompt!r} -> {text!r}")
     path = out / "samples.txt"

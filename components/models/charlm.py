@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from components.data.text import VOCAB_SIZE
-from components.models.textgen import LanguageModelObjective
+from components.models.textgen import LanguageModel
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,8 @@ class CharTransformer(nn.Module):
         return self.head(self.ln(x))
 
 
-class Objective(LanguageModelObjective):
+class Model(LanguageModel):
     family = "charlm"
 
-    @staticmethod
-    def build(args: Args) -> nn.Module:
-        return CharTransformer(args)
+    def __init__(self, args: Args):
+        super().__init__(args, CharTransformer(args))

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from components.errors import GenloopError
+from components.models.base import (ModuleWeights, check_image_size, device_of, downsampling_stack,
+                                    eval_mode, sample_labels, upsampling_stack)
 
 
 @dataclass(frozen=True)
@@ -21,30 +22,13 @@ class Args:
     spectral_norm: bool = False
 
 
-def sample_labels(n: int, labels, num_classes: int, gen: torch.Generator) -> torch.Tensor:
-    """The classes to generate: random ones, one class for all n, or one per sample."""
-    if labels is None:
-        return torch.randint(0, num_classes, (n,), generator=gen)
-    labels = torch.as_tensor(labels, dtype=torch.long)
-    return labels.expand(n) if labels.dim() == 0 else labels
-
-
 class Generator(nn.Module):
     def __init__(self, a: Args):
         super().__init__()
         self.a = a
-        self.n_up = int(math.log2(a.image_size)) - 1     # from 2x2
         self.embed = nn.Embedding(a.num_classes, a.z_dim)
         self.project = nn.Linear(2 * a.z_dim, a.width * 4)
-        layers: list[nn.Module] = []
-        ch = a.width
-        for i in range(self.n_up):
-            out = a.channels if i == self.n_up - 1 else max(ch // 2, 16)
-            layers.append(nn.ConvTranspose2d(ch, out, 4, 2, 1))
-            if i < self.n_up - 1:
-                layers += [nn.BatchNorm2d(out), nn.ReLU(True)]
-            ch = out
-        self.net = nn.Sequential(*layers)
+        self.net = upsampling_stack(a.width, a.channels, a.image_size, batch_norm=True)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.project(torch.cat([z, self.embed(labels)], 1)).view(-1, self.a.width, 2, 2)
@@ -57,14 +41,8 @@ class Discriminator(nn.Module):
     def __init__(self, a: Args):
         super().__init__()
         norm = nn.utils.spectral_norm if a.spectral_norm else (lambda m: m)
-        layers: list[nn.Module] = []
-        ch, size = a.channels, a.image_size
-        out = max(a.width // 2 ** (int(math.log2(a.image_size)) - 2), 16)
-        while size > 2:
-            layers += [norm(nn.Conv2d(ch, out, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
-            ch, out, size = out, min(out * 2, a.width), size // 2
-        self.net = nn.Sequential(*layers, nn.Flatten())
-        features = ch * 4
+        first = max(a.width // 2 ** (int(math.log2(a.image_size)) - 2), 16)
+        self.net, features = downsampling_stack(a.channels, first, a.width, a.image_size, norm)
         self.psi = norm(nn.Linear(features, 1))
         self.embed = norm(nn.Embedding(a.num_classes, features))
 
@@ -73,14 +51,16 @@ class Discriminator(nn.Module):
         return self.psi(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
-class Objective:
+class Model(ModuleWeights):
+    family = "dcgan"
     modality = "image"
-    metric = "fid"                     # lower is better
-    ema_modules = ("generator",)       # the trainer keeps an EMA of these weights
+    metric = "fid"
+    count_based = False
+    validates = False                  # a GAN's losses say little about sample quality
+    ema_modules = ("generator",)
 
     def __init__(self, args: Args):
-        if args.image_size < 8 or args.image_size & (args.image_size - 1):
-            raise GenloopError(f"dcgan: image_size must be a power of two >= 8, got {args.image_size}.")
+        check_image_size(self.family, args.image_size)
         self.args = args
         self.generator = Generator(args)
         self.discriminator = Discriminator(args)
@@ -116,16 +96,13 @@ class Objective:
                 "d_loss": d_loss.detach()}
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int, labels=None, truncation: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-        """n images in [-1, 1] (N, C, H, W) and their class indices; same seed, same images."""
-        self.generator.eval()
-        device = next(self.generator.parameters()).device
+    def sample(self, n: int, seed: int, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """n images in [-1, 1] (N, C, H, W) and their class indices; `temperature` scales the
+        latent noise (below 1: the truncation trick). Same seed, same images."""
         gen = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(n, self.args.z_dim, generator=gen) * float(truncation)
+        z = torch.randn(n, self.args.z_dim, generator=gen) * float(temperature)
         labels = sample_labels(n, labels, self.args.num_classes, gen)
-        images = self.generator(z.to(device), labels.to(device)).float().cpu()
-        self.generator.train()
+        device = device_of(self.generator)
+        with eval_mode(self.generator):
+            images = self.generator(z.to(device), labels.to(device)).float().cpu()
         return images, labels
-
-    def describe(self) -> dict:
-        return {"family": "dcgan", "args": asdict(self.args)}

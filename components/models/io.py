@@ -1,4 +1,5 @@
-"""Loading checkpoints for sampling (imported by deploy/): never unpickles."""
+"""Checkpoints: weights (safetensors) + checkpoint.json, written atomically (a temp dir
+renamed into place) and loaded without unpickling anything. Imported by deploy/."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,15 @@ WEIGHTS = "weights.safetensors"
 META = "checkpoint.json"
 
 
+def save_checkpoint(model, meta: dict, dest: Path) -> Path:
+    from components.atomic import atomic_dir
+
+    with atomic_dir(Path(dest)) as tmp:
+        model.save_weights(tmp / WEIGHTS)
+        (tmp / META).write_text(json.dumps({**model.describe(), **meta}, indent=2, default=str))
+    return Path(dest)
+
+
 def read_meta(path: Path) -> dict:
     meta = Path(path) / META
     if not meta.is_file():
@@ -18,23 +28,16 @@ def read_meta(path: Path) -> dict:
 
 
 def load_checkpoint(path: Path, device: str = "cpu"):
-    """Rebuild the objective from checkpoint.json and load its weights."""
-    from safetensors.torch import load_model
-    from torch import nn
-
+    """Rebuild the model from checkpoint.json and load its weights; returns (model, meta)."""
     from components.models import build_model
 
     meta = read_meta(path)
-    objective = build_model(meta["family"], meta["args"])
+    model = build_model(meta["family"], meta["args"])
     try:
-        if hasattr(objective, "load_tensors"):
-            from safetensors.torch import load_file
-            objective.load_tensors(load_file(str(Path(path) / WEIGHTS)))
-        else:
-            load_model(nn.ModuleDict(objective.modules()), str(Path(path) / WEIGHTS), device=device)
+        model.load_weights(Path(path) / WEIGHTS, device=device)
     except Exception as exc:
         raise GenloopError(f"checkpoint {path} has unreadable or mismatched weights ({exc}); "
                            f"retrain or restore it from the model store.") from None
-    for module in objective.modules().values():
-        module.to(device)
-    return objective, meta
+    for module in model.modules().values():
+        module.to(device).eval()            # loaded for inference; the trainer sets train() itself
+    return model, meta

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from components.data.text import VOCAB_SIZE
-from components.models.textgen import LanguageModelObjective
+from components.models.textgen import LanguageModel
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,8 @@ class LSTMLM(nn.Module):
         return self.head(out)
 
 
-class Objective(LanguageModelObjective):
+class Model(LanguageModel):
     family = "lstm"
 
-    @staticmethod
-    def build(args: Args) -> nn.Module:
-        return LSTMLM(args)
+    def __init__(self, args: Args):
+        super().__init__(args, LSTMLM(args))

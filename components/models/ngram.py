@@ -1,12 +1,16 @@
-"""Count-based byte n-gram language model (order <= 3): interpolated unigram, bigram and
-trigram estimates with add-k smoothing. The baseline every neural LM must beat.
+"""Count-based byte n-gram language model (order <= 3): a linear interpolation of an
+add-one (Laplace) unigram and add-k bigram and trigram estimates, the weights renormalised
+where a position has no trigram context (the first byte of a window). The baseline every
+neural LM must beat.
 
-No gradient training: `fit(tokens)` counts the training corpus once. The trigram table
-is stored sparse (only seen contexts) and expanded to a dense 256x256x256 table in memory.
+No gradient training: `fit(tokens)` counts the training corpus once (a `CountedModel`).
+Only the trigrams seen are stored (sparse keys and counts); they are expanded to a dense
+256x256x256 table in memory when the model is first queried.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -26,10 +30,12 @@ class Args:
     block_size: int = 8                               # context used when sampling
 
 
-class Objective:
+class Model:
+    family = "ngram"
     modality = "text"
     metric = "perplexity"
     count_based = True
+    sequence_limit = None          # position-independent: any window length
 
     def __init__(self, args: Args):
         if not 1 <= args.order <= 3 or len(args.weights) < args.order:
@@ -88,14 +94,25 @@ class Objective:
         lp = self.logits(tokens[:-1].unsqueeze(0))[0]
         return -lp.gather(1, tokens[1:].unsqueeze(1)).mean().item()
 
-    # the objective interface ------------------------------------------------------------
+    # the model interface (components/models/base.py: CountedModel, TextSampler) -------------
     def modules(self) -> dict[str, nn.Module]:
-        return {}
+        return {}                  # plain count tables, always on the CPU
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
+    def _tensors(self) -> dict[str, torch.Tensor]:
         return {"uni": self.uni, "bi": self.bi, "tri_keys": self.tri_keys, "tri_counts": self.tri_counts}
 
-    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+    def save_weights(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in self._tensors().items()}, str(path))
+
+    def load_weights(self, path: Path, device: str = "cpu") -> None:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(path))
+        missing = self._tensors().keys() - tensors.keys()
+        if missing:
+            raise ValueError(f"missing tensors {sorted(missing)}")
         self.uni, self.bi = tensors["uni"], tensors["bi"]
         self.tri_keys, self.tri_counts = tensors["tri_keys"], tensors["tri_counts"]
         self._tables = None
@@ -106,4 +123,4 @@ class Objective:
                            max_new_tokens, temperature, top_k, top_p)
 
     def describe(self) -> dict:
-        return {"family": "ngram", "args": asdict(self.args)}
+        return {"family": self.family, "args": asdict(self.args)}

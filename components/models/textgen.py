@@ -7,6 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from components.data.text import decode, encode
+from components.models.base import ModuleWeights, device_of, eval_mode
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -37,20 +38,23 @@ def sample_text(logits_fn: Callable, block_size: int, device, n: int, seed: int,
     return [decode(row[len(start):].tolist()) for row in idx.cpu()]
 
 
-class LanguageModelObjective:
-    """Shared objective of the neural byte-level LMs: next-byte cross-entropy, AdamW,
-    and the sampling controls. Subclasses set `family` and `build(args) -> nn.Module`."""
+class LanguageModel(ModuleWeights):
+    """Shared base of the neural byte-level LMs (`TrainedModel`, `ValidatingModel`,
+    `TextSampler`): next-byte cross-entropy, AdamW, and the sampling controls. A family
+    passes its network to __init__."""
     modality = "text"
-    metric = "perplexity"          # lower is better
-    family = ""
+    metric = "perplexity"
+    count_based = False
+    validates = True
+    ema_modules = ()
 
-    def __init__(self, args):
+    def __init__(self, args, net: torch.nn.Module):
         self.args = args
-        self.net = self.build(args)
+        self.net = net
 
-    @staticmethod
-    def build(args) -> torch.nn.Module:
-        raise TypeError("subclasses build their network")
+    @property
+    def sequence_limit(self) -> int:
+        return self.args.block_size
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"net": self.net}
@@ -59,15 +63,17 @@ class LanguageModelObjective:
         return {"net": torch.optim.AdamW(self.net.parameters(), lr, weight_decay=0.01)}
 
     def logits(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.net(idx)
+        """Inference: next-byte logits in eval mode (no dropout), whatever mode training left."""
+        with eval_mode(self.net):
+            return self.net(idx)
 
-    def loss(self, batch) -> torch.Tensor:
+    def loss(self, batch) -> dict[str, torch.Tensor]:
         x, y = batch
         logits = self.net(x)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+        return {"loss": F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))}
 
     def train_step(self, batch, optimizers, grad_clip: float = 0.0) -> dict[str, torch.Tensor]:
-        loss = self.loss(batch)
+        loss = self.loss(batch)["loss"]
         optimizers["net"].zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip:
@@ -78,14 +84,6 @@ class LanguageModelObjective:
     def sample(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]:
         """n continuations of `prompt`; same seed, same text."""
-        self.net.eval()
-        try:
-            return sample_text(self.net, self.args.block_size, next(self.net.parameters()).device, n, seed,
+        with eval_mode(self.net):
+            return sample_text(self.net, self.args.block_size, device_of(self.net), n, seed,
                                prompt, max_new_tokens, temperature, top_k, top_p)
-        finally:
-            self.net.train()
-
-    def describe(self) -> dict:
-        from dataclasses import asdict
-
-        return {"family": self.family, "args": asdict(self.args)}

@@ -5,15 +5,14 @@ between two latents (seeds) or two input images.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from components.errors import GenloopError
-from components.models.dcgan import sample_labels
+from components.models.base import (ModuleWeights, check_image_size, device_of, downsampling_stack,
+                                    eval_mode, sample_labels, upsampling_stack)
 
 
 @dataclass(frozen=True)
@@ -29,13 +28,8 @@ class Args:
 class Encoder(nn.Module):
     def __init__(self, a: Args):
         super().__init__()
-        layers, ch, size = [], a.channels + a.num_classes, a.image_size
-        out = 32
-        while size > 2:
-            layers += [nn.Conv2d(ch, out, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-            ch, out, size = out, min(out * 2, a.width), size // 2
-        self.net = nn.Sequential(*layers, nn.Flatten())
-        self.stats = nn.Linear(ch * 4, 2 * a.z_dim)
+        self.net, features = downsampling_stack(a.channels + a.num_classes, 32, a.width, a.image_size)
+        self.stats = nn.Linear(features, 2 * a.z_dim)
 
     def forward(self, x, onehot):
         cond = onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])
@@ -48,28 +42,23 @@ class Decoder(nn.Module):
         super().__init__()
         self.a = a
         self.project = nn.Linear(a.z_dim + a.num_classes, a.width * 4)
-        layers, ch = [], a.width
-        n_up = int(math.log2(a.image_size)) - 1
-        for i in range(n_up):
-            out = a.channels if i == n_up - 1 else max(ch // 2, 16)
-            layers.append(nn.ConvTranspose2d(ch, out, 4, 2, 1))
-            if i < n_up - 1:
-                layers.append(nn.ReLU(True))
-            ch = out
-        self.net = nn.Sequential(*layers)
+        self.net = upsampling_stack(a.width, a.channels, a.image_size, batch_norm=False)
 
     def forward(self, z, onehot):
         h = F.relu(self.project(torch.cat([z, onehot], 1))).view(-1, self.a.width, 2, 2)
         return torch.tanh(self.net(h))
 
 
-class Objective:
+class Model(ModuleWeights):
+    family = "vae"
     modality = "image"
     metric = "fid"
+    count_based = False
+    validates = True
+    ema_modules = ()
 
     def __init__(self, args: Args):
-        if args.image_size < 8 or args.image_size & (args.image_size - 1):
-            raise GenloopError(f"vae: image_size must be a power of two >= 8, got {args.image_size}.")
+        check_image_size(self.family, args.image_size)
         self.args = args
         self.encoder, self.decoder = Encoder(args), Decoder(args)
 
@@ -106,13 +95,13 @@ class Objective:
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self.decoder.eval()
-        device = next(self.decoder.parameters()).device
-        out = self.decoder(z.to(device), self._onehot(labels.to(device))).float().cpu()
-        self.decoder.train()
-        return out
+        device = device_of(self.decoder)
+        with eval_mode(self.decoder):
+            return self.decoder(z.to(device), self._onehot(labels.to(device))).float().cpu()
 
     def sample(self, n: int, seed: int, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """n images in [-1, 1] and their class indices; `temperature` scales the prior's
+        standard deviation (0: the prior mean). Same seed, same images."""
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn(n, self.args.z_dim, generator=gen) * float(temperature)
         labels = sample_labels(n, labels, self.args.num_classes, gen)
@@ -125,10 +114,9 @@ class Objective:
         posterior means of two input images (2, C, H, W) in [-1, 1]."""
         labels = torch.full((2,), int(label))
         if images is not None:
-            self.encoder.eval()
-            device = next(self.encoder.parameters()).device
-            ends, _ = self.encoder(images.to(device), self._onehot(labels.to(device)))
-            self.encoder.train()
+            device = device_of(self.encoder)
+            with eval_mode(self.encoder):
+                ends, _ = self.encoder(images.to(device), self._onehot(labels.to(device)))
             ends = ends.cpu()
         else:
             a, b = seeds or (0, 1)
@@ -137,6 +125,3 @@ class Objective:
         t = torch.linspace(0, 1, steps).unsqueeze(1)
         z = (1 - t) * ends[0] + t * ends[1]
         return self.decode(z, torch.full((steps,), int(label)))
-
-    def describe(self) -> dict:
-        return {"family": "vae", "args": asdict(self.args)}

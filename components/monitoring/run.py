@@ -9,31 +9,27 @@ from components.monitoring.features import IMAGE_COLUMNS, TEXT_COLUMNS
 from components.monitoring.logs import read_serving_log
 
 
-def monitor_dir(root: Path, model_name: str) -> Path:
-    return Path(root).resolve() / ".genloop" / "monitoring" / model_name
-
-
 def load_frames(root: Path, model_name: str, log_dir: Path | None = None):
     """(reference, current, columns, model tag) for the champion of `model_name`."""
     import pandas as pd
 
-    from components.registry import champion
+    from components.paths import ProjectPaths
+    from components.registry import champion_summary
 
-    model = champion(model_name)
+    model = champion_summary(model_name)
     if model is None:
         raise GenloopError(f"no champion model named {model_name!r} in the model store: "
                            f"run `genloop run` first.")
-    reference = pd.read_csv(Path(model.path) / "reference.csv")
-    current = read_serving_log(log_dir or monitor_dir(root, model_name))
+    reference = pd.read_csv(model.path / "reference.csv")
+    current = read_serving_log(log_dir or ProjectPaths.at(root).monitoring(model_name))
     if len(current) and "model_tag" in current.columns:
-        current = current[current["model_tag"] == str(model.tag)]
-    modality = model.info.labels.get("modality", "image")
-    columns = IMAGE_COLUMNS if modality == "image" else TEXT_COLUMNS
+        current = current[current["model_tag"] == model.tag]
+    columns = IMAGE_COLUMNS if model.labels["modality"] == "image" else TEXT_COLUMNS
     if "label" in reference.columns:
         reference["label"] = reference["label"].astype(str)
     if len(current) and "label" in current.columns:
         current = current.assign(label=current["label"].astype(str))
-    return reference, current, columns, str(model.tag)
+    return reference, current, columns, model.tag
 
 
 def check_drift(reference, current, columns: dict, out_dir: Path) -> DriftResult:

@@ -2,12 +2,17 @@
 structure around it (optimizer/scheduler state, RNG states, step) to JSON.
 
 A state is a directory state/step-<N>/ written atomically; the newest K are kept.
+`TrainingState` says what a state holds: snapshot() and restore() walk the same table of
+parts, so whatever is saved is restored.
 """
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -66,3 +71,60 @@ def load_state(path: Path) -> dict:
 
     tensors = load_file(str(Path(path) / "tensors.safetensors"))
     return unflatten(json.loads((Path(path) / "state.json").read_text()), tensors)
+
+
+@dataclass
+class Progress:
+    """The trainer's own counters, saved with the state."""
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    best: float = math.inf           # best validation loss so far
+    stale: int = 0                   # evaluations since it improved
+
+
+def _state_dicts(objects: dict) -> tuple[Callable[[], Any], Callable[[Any], None]]:
+    """(get, set) over a name -> object-with-state_dict mapping."""
+    def get():
+        return {name: obj.state_dict() for name, obj in objects.items()}
+
+    def put(value):
+        for name, obj in objects.items():
+            obj.load_state_dict(value[name])
+    return get, put
+
+
+class TrainingState:
+    """Everything a resumed run needs to continue as if never stopped: modules, optimizers,
+    schedulers, EMA weights, and the RNG states (torch's global one, which kornia and
+    dropout draw from; the batch generator; CUDA's)."""
+
+    def __init__(self, modules: dict, optimizers: dict, schedulers: dict, ema, batches: torch.Generator,
+                 device: torch.device):
+        cuda = device.type == "cuda"
+
+        def set_ema(value):
+            if ema is not None:
+                ema.shadow = {k: v.to(device) for k, v in value.items()}
+
+        def set_cuda(value):
+            if cuda and value is not None:
+                torch.cuda.set_rng_state(value)
+
+        self.parts: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {
+            "modules": _state_dicts(modules),
+            "optimizers": _state_dicts(optimizers),
+            "schedulers": _state_dicts(schedulers),
+            "ema": (lambda: ema.shadow if ema is not None else {}, set_ema),
+            "rng_torch": (torch.get_rng_state, torch.set_rng_state),
+            "rng_batches": (batches.get_state, batches.set_state),
+            "rng_cuda": (lambda: torch.cuda.get_rng_state() if cuda else None, set_cuda),
+        }
+
+    def snapshot(self, progress: Progress) -> dict:
+        return {"progress": asdict(progress), **{name: get() for name, (get, _) in self.parts.items()}}
+
+    def restore(self, state: dict) -> Progress:
+        for name, (_, put) in self.parts.items():
+            put(state[name])
+        return Progress(**state["progress"])

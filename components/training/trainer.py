@@ -1,4 +1,5 @@
-"""The one trainer for every model family."""
+"""The one trainer: every TrainedModel steps through `train`, every CountedModel
+counts through `fit_counts` (components/training/run.py picks which)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ from typing import Callable
 
 from components.config import TrainConfig
 from components.errors import GenloopError
-from components.training.checkpoint import save_checkpoint
 from components.training.device import autocast
 
 log = logging.getLogger(__name__)
@@ -71,21 +71,14 @@ class EMA:
                 v.copy_(live)
 
 
-def _scalar(loss) -> float:
-    return float(loss["loss"] if isinstance(loss, dict) else loss)
-
-
-def validation_loss(objective, batches: list) -> float:
+def validation_loss(model, batches: list) -> float:
+    """Mean `loss` of a ValidatingModel over fixed held-out batches, in eval mode."""
     import torch
 
-    modules = objective.modules().values()
-    for m in modules:
-        m.eval()
-    with torch.no_grad():
-        value = sum(_scalar(objective.loss(b)) for b in batches) / len(batches)
-    for m in modules:
-        m.train()
-    return value
+    from components.models.base import eval_mode
+
+    with eval_mode(*model.modules().values()), torch.no_grad():
+        return sum(float(model.loss(b)["loss"]) for b in batches) / len(batches)
 
 
 def _progress(total: int):
@@ -98,59 +91,48 @@ def _progress(total: int):
                     disable=not sys.stderr.isatty(), transient=True)
 
 
-def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: dict,
+def train(model, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: dict,
           seed: int, device, resume: bool = False, val_batches: list | None = None,
           sync=None) -> TrainResult:
-    """Run cfg.steps optimisation steps; `next_batch(generator)` returns a batch on device.
+    """Run cfg.steps optimisation steps of a TrainedModel; `next_batch(generator)` returns a
+    batch on device; `val_batches` (ValidatingModel only) give the validation loss.
 
-    Every `checkpoint_every` steps the whole training state (weights, optimizers,
-    schedulers, EMA, RNG states, step, history) is saved under out_dir/state/; with
-    `resume=True` the newest one is restored, so a killed run ends with the same weights
-    as an uninterrupted one. `sync` (components.training.distributed) averages gradients
-    across ranks; only rank 0 writes files.
+    Every `checkpoint_every` steps the whole training state (components/training/state.py)
+    is saved under out_dir/state/; with `resume=True` the newest one is restored, so a
+    killed run ends with the same weights as an uninterrupted one. `sync`
+    (components.training.distributed) averages gradients across ranks; only rank 0 writes
+    files.
     """
     import torch
 
-    from components.training.state import latest_state, load_state, save_state
+    from components.models.io import save_checkpoint
+    from components.training.state import Progress, TrainingState, latest_state, load_state, save_state
 
     torch.manual_seed(seed)
-    modules = objective.modules()
+    modules = model.modules()
     for module in modules.values():
         module.to(device).train()
         if cfg.compile and device.type == "cuda":
             module.forward = torch.compile(module.forward)
-    optimizers = objective.make_optimizers(cfg.lr)
+    optimizers = model.make_optimizers(cfg.lr)
     if sync is not None:
         optimizers = sync.wrap(optimizers)
     schedule = warmup_cosine(cfg.steps, max(1, int(cfg.steps * cfg.warmup_fraction)))
     schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, schedule) for k, o in optimizers.items()}
-    ema_names = getattr(objective, "ema_modules", ())
-    ema = EMA({n: modules[n] for n in ema_names}, cfg.ema_decay) if ema_names and cfg.ema_decay else None
+    ema = EMA({n: modules[n] for n in model.ema_modules}, cfg.ema_decay) \
+        if model.ema_modules and cfg.ema_decay else None
     gen = torch.Generator().manual_seed(seed + (sync.rank if sync else 0))
+    state = TrainingState(modules, optimizers, schedulers, ema, gen, device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_root = out_dir / "state"
     main = sync is None or sync.rank == 0
-    history: list[dict] = []
-    first, elapsed_before = 1, 0.0
-    best, stale = math.inf, 0
+    progress = Progress()
     if resume and (path := latest_state(state_root)) is not None:
-        st = load_state(path)
-        for name, module in modules.items():
-            module.load_state_dict(st["modules"][name])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(st["optimizers"][name])
-        for name, sched in schedulers.items():
-            sched.load_state_dict(st["schedulers"][name])
-        if ema is not None:
-            ema.shadow = {k: v.to(device) for k, v in st["ema"].items()}
-        torch.set_rng_state(st["rng"]["torch"])
-        gen.set_state(st["rng"]["batches"])
-        if device.type == "cuda" and st["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(st["rng"]["cuda"])
-        history, first, elapsed_before = st["history"], st["step"] + 1, st["seconds"]
-        best, stale = st.get("best", math.inf), st.get("stale", 0)
-        log.info("resumed from %s at step %d", path, st["step"])
+        progress = state.restore(load_state(path))
+        log.info("resumed from %s at step %d", path, progress.step)
+    history, first, elapsed_before = progress.history, progress.step + 1, progress.seconds
+    best, stale = progress.best, progress.stale
     start = time.perf_counter() - elapsed_before
     step = first - 1
     with _progress(cfg.steps) as bar:
@@ -158,7 +140,7 @@ def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta
         for step in range(first, cfg.steps + 1):
             batch = next_batch(gen)
             with autocast(device):
-                losses = objective.train_step(batch, optimizers, cfg.grad_clip)
+                losses = model.train_step(batch, optimizers, cfg.grad_clip)
             values = {k: float(v) for k, v in losses.items()}
             if not all(math.isfinite(v) for v in values.values()):
                 kept = latest_state(state_root)
@@ -173,7 +155,7 @@ def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta
                 sched.step()
             record = step % cfg.log_every == 0 or step == cfg.steps
             if val_batches and cfg.eval_every and step % cfg.eval_every == 0:
-                values["val_loss"] = validation_loss(objective, val_batches)
+                values["val_loss"] = validation_loss(model, val_batches)
                 best, stale = (values["val_loss"], 0) if values["val_loss"] < best else (best, stale + 1)
                 record = True
             if record:
@@ -185,40 +167,36 @@ def train(objective, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta
                 rate = (step - first + 1) / max(time.perf_counter() - start - elapsed_before, 1e-9)
                 bar.update(task, completed=step, info=f"loss {values['loss']:.4f}  {rate:.1f} steps/s")
             if main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                save_state(state_root, step, {
-                    "step": step, "seconds": time.perf_counter() - start, "history": history,
-                    "modules": {n: m.state_dict() for n, m in modules.items()},
-                    "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                    "schedulers": {n: s_.state_dict() for n, s_ in schedulers.items()},
-                    "ema": ema.shadow if ema is not None else {}, "best": best, "stale": stale,
-                    "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state(),
-                            "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None}},
-                    cfg.keep_checkpoints)
+                save_state(state_root, step, state.snapshot(Progress(step, time.perf_counter() - start,
+                                                                     history, best, stale)),
+                           cfg.keep_checkpoints)
             if cfg.patience and stale >= cfg.patience:
                 log.info("early stop at step %d: validation loss has not improved for %d evaluations",
                          step, stale)
                 break
     seconds = time.perf_counter() - start
     if ema is not None:
-        ema.swap()                      # the exported generator is the averaged one
+        ema.swap()                      # the exported weights are the averaged ones
     ckpt = out_dir / "checkpoint"
     if main:
-        save_checkpoint(objective, {**meta, "step": step, "seed": seed, "ema": ema is not None}, ckpt)
+        save_checkpoint(model, {**meta, "step": step, "seed": seed, "ema": ema is not None}, ckpt)
         (out_dir / "history.json").write_text(json.dumps(history, indent=1))
         plot_history(history, out_dir / "loss_curve.png")
     return TrainResult(str(ckpt), step, history[-1]["loss"] if history else float("nan"), seconds,
                        str(out_dir / "history.json"), str(out_dir / "loss_curve.png"))
 
 
-def fit_counts(objective, tokens, out_dir: Path, meta: dict) -> TrainResult:
-    """Count-based models (n-gram): one pass over the training corpus, no optimiser."""
+def fit_counts(model, tokens, out_dir: Path, meta: dict) -> TrainResult:
+    """A CountedModel (n-gram): one pass over the training corpus, no optimiser."""
+    from components.models.io import save_checkpoint
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    bits = objective.fit(tokens)
+    bits = model.fit(tokens)
     seconds = time.perf_counter() - start
     history = [{"step": 1, "loss": bits * math.log(2), "train_bits_per_byte": bits, "seconds": round(seconds, 3)}]
-    ckpt = save_checkpoint(objective, {**meta, "step": 1}, out_dir / "checkpoint")
+    ckpt = save_checkpoint(model, {**meta, "step": 1}, out_dir / "checkpoint")
     history_path = out_dir / "history.json"
     history_path.write_text(json.dumps(history, indent=1))
     curve = plot_history(history, out_dir / "loss_curve.png")

@@ -37,9 +37,13 @@ def _wait(predicate, seconds: float, what: str, procs=()):
 
 
 def _completed_runs(api: str) -> list[dict]:
-    body = {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}}
-    runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
-    return [r for r in runs if r.get("deployment_id")]
+    """Deployment runs that completed; a failed or crashed one fails the test at once."""
+    body = {"flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}}}
+    runs = [r for r in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json() if r["deployment_id"]]
+    for run in runs:
+        if run["state"]["type"] != "COMPLETED":
+            pytest.fail(f"triggered run {run['name']} ended {run['state']['type']}: {run['state']['message']}")
+    return runs
 
 
 def test_drift_event_starts_retraining(data_project, tmp_path):

@@ -30,9 +30,12 @@ def test_dcgan_flow_promotes_and_packages(trained_dcgan, data_project):
     for key in ("kid", "precision", "recall", "density", "coverage", "fid_domain"):
         assert key in metrics, key
     assert "Memorisation" in (run_dir / "report.md").read_text()
+    from components.registry import champion_tag
+
     model = bentoml.models.get(s["model_tag"])
-    assert model.info.labels["stage"] == "champion"
+    assert champion_tag("dcgan-digits") == s["model_tag"] and model.info.labels["family"] == "dcgan"
     assert model.info.metadata["data_md5"] == s["data_md5"]
+    assert model.info.metadata["scorecard"]["protocol"] == {"samples": 24, "reference_samples": 24}
     assert model.info.metadata["metrics"]["fid"] == pytest.approx(metrics["fid"])
     assert (Path(model.path) / "checkpoint" / "checkpoint.json").is_file()
 
@@ -42,11 +45,14 @@ def test_worse_challenger_keeps_the_champion(trained_dcgan, data_project):
 
     from flows.training import retrain
 
+    from components.registry import champion_tag
+
     before = len(bentoml.models.list("dcgan-digits"))
     worse = retrain(str(data_project), "configs/dcgan-digits.yaml", {**TINY_DCGAN, "train.steps": 1})
     assert not worse["promoted"] and "champion kept" in worse["decision"]
     assert trained_dcgan["model_tag"] in worse["decision"]
     assert len(bentoml.models.list("dcgan-digits")) == before and worse["model_tag"] is None
+    assert champion_tag("dcgan-digits") == trained_dcgan["model_tag"]
 
 
 def test_validation_failure_stops_before_training(data_project, prefect_harness, tmp_path):

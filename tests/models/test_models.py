@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from components.models import build_model
-from components.models.io import load_checkpoint
-from components.training.checkpoint import save_checkpoint
+from components.models import FAMILIES, build_model
+from components.models.io import load_checkpoint, save_checkpoint
 
 
 def test_dcgan_samples_shape_range_and_determinism():
@@ -42,20 +41,70 @@ def test_charlm_loss_goes_down_and_samples_text():
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
 
 
-FAMILIES = [("dcgan", {"z_dim": 8, "width": 16}), ("vae", {"z_dim": 4, "width": 16}),
-            ("charlm", {"block_size": 16, "d_model": 32, "n_layers": 1}),
-            ("lstm", {"block_size": 16, "d_model": 16, "hidden": 32, "n_layers": 1})]
+SMALL = {"dcgan": {"z_dim": 8, "width": 16}, "vae": {"z_dim": 4, "width": 16},
+         "charlm": {"block_size": 16, "d_model": 32, "n_layers": 1},
+         "lstm": {"block_size": 16, "d_model": 16, "hidden": 32, "n_layers": 1}, "ngram": {}}
 
 
-@pytest.mark.parametrize("family,args", FAMILIES)
-def test_checkpoint_round_trip(tmp_path, family, args):
-    model = build_model(family, args)
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_follows_the_written_interface(family):
+    """The attributes models/base.py writes down, with values the rest of the code relies on."""
+    from components.models import base
+
+    model = build_model(family, SMALL[family])
+    assert model.family == family and model.modality in ("image", "text")
+    assert model.metric == {"image": "fid", "text": "perplexity"}[model.modality]
+    assert isinstance(model.count_based, bool) and model.describe()["family"] == family
+    protocol = base.CountedModel if model.count_based else base.TrainedModel
+    sampler = base.ImageSampler if model.modality == "image" else base.TextSampler
+    written = [c for p in (protocol, sampler) for c in p.__mro__ if c.__module__ == base.__name__]
+    members = {m for cls in written for m in [*vars(cls), *cls.__dict__.get("__annotations__", {})]}
+    assert {"family", "modality", "metric", "count_based", "save_weights", "sample"} <= members
+    for member in sorted(m for m in members if not m.startswith("_")):
+        assert hasattr(model, member), f"{family} lacks {member}"
+    if not model.count_based:
+        assert set(model.ema_modules) <= set(model.modules())
+        if model.validates:
+            assert callable(model.loss)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_checkpoint_round_trip(tmp_path, family):
+    from components.data.text import encode
+
+    model = build_model(family, SMALL[family])
+    if model.count_based:
+        model.fit(encode("abcabc, the quick brown fox " * 20))
     save_checkpoint(model, {"dataset_md5": "abc"}, tmp_path / "ckpt")
     loaded, meta = load_checkpoint(tmp_path / "ckpt")
     assert meta["dataset_md5"] == "abc" and meta["family"] == family
+    if model.modality == "image":
+        assert torch.equal(model.sample(3, seed=2)[0], loaded.sample(3, seed=2)[0])
+    else:
+        probe = encode("the quick").unsqueeze(0)
+        assert torch.equal(model.logits(probe), loaded.logits(probe))
     for name, module in model.modules().items():
         for (k, a), (_, b) in zip(module.state_dict().items(), loaded.modules()[name].state_dict().items()):
             assert torch.equal(a, b), k
+
+
+def test_truncated_weights_are_a_clear_error(tmp_path):
+    from components.errors import GenloopError
+
+    save_checkpoint(build_model("dcgan", SMALL["dcgan"]), {}, tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(GenloopError, match="unreadable or mismatched weights"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+def test_image_models_share_the_temperature_knob():
+    for family in ("dcgan", "vae"):
+        model = build_model(family, SMALL[family])
+        cold, labels = model.sample(4, seed=3, labels=1, temperature=0.0)
+        assert torch.allclose(cold[0], cold[1]) and labels.tolist() == [1] * 4   # no noise: one image
+        warm, _ = model.sample(4, seed=3, labels=1, temperature=1.0)
+        assert not torch.allclose(warm[0], warm[1])
 
 
 def test_vae_elbo_goes_down_and_controls_work():

@@ -1,15 +1,5 @@
 import numpy as np
 from components.audits.bias import class_share_audit, sentiment_gap_audit
-from components.gate import decide
-
-
-def test_gate_decisions():
-    assert decide("fid", 10.0, None, True, []).promote
-    assert decide("fid", 9.0, 10.0, True, [], margin=0.5).promote
-    kept = decide("fid", 9.8, 10.0, True, [], margin=0.5, champion_tag="m:1")
-    assert not kept.promote and "champion kept" in kept.reason and "m:1" in kept.reason
-    failed = decide("fid", 1.0, 10.0, False, ["TV 0.9 > 0.25"])
-    assert not failed.promote and "audit failed" in failed.reason
 
 
 def test_class_share_audit_flags_mode_collapse():

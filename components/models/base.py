@@ -1,0 +1,168 @@
+"""The model interface, written down, and the helpers every family shares.
+
+Every family module (dcgan.py, vae.py, charlm.py, lstm.py, ngram.py) defines `Args` (a
+frozen dataclass of hyper-parameters) and `Model`, which satisfies one of two protocols:
+
+- `TrainedModel`: fitted by an optimiser, step by step, in the one trainer
+  (components/training/trainer.py);
+- `CountedModel`: fitted by counting the training corpus once (the n-gram baseline).
+
+`count_based` tells them apart (a class constant, not reflection), and every model also
+samples as its modality says (`ImageSampler` or `TextSampler`). The rest of the code
+reads these attributes and calls these methods; nothing asks a model what it has.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Literal, Protocol
+
+import torch
+from torch import nn
+
+Modality = Literal["image", "text"]
+
+
+class GenerativeModel(Protocol):
+    family: ClassVar[str]                 # the config's model.family
+    modality: ClassVar[Modality]          # what it generates; must match data.kind
+    metric: ClassVar[str]                 # the gate's metric, lower is better: "fid" | "perplexity"
+    count_based: ClassVar[bool]           # False: TrainedModel, True: CountedModel
+    args: Any                             # the family's frozen Args
+
+    def modules(self) -> dict[str, nn.Module]: ...
+    def save_weights(self, path: Path) -> None: ...
+    def load_weights(self, path: Path, device: str = "cpu") -> None: ...
+    def describe(self) -> dict: ...
+
+
+class TrainedModel(GenerativeModel, Protocol):
+    """Fitted by `train_step` in the trainer. `validates` is True when the model is also a
+    `ValidatingModel`: its loss on held-out batches is worth early stopping on (VAE and
+    language models; a GAN's losses are not)."""
+    validates: ClassVar[bool]
+    ema_modules: ClassVar[tuple[str, ...]]   # modules the trainer keeps an EMA of and exports
+
+    def make_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]: ...
+    def train_step(self, batch, optimizers: dict, grad_clip: float = 0.0) -> dict[str, torch.Tensor]: ...
+
+
+class ValidatingModel(TrainedModel, Protocol):
+    def loss(self, batch) -> dict[str, torch.Tensor]:
+        """{"loss": scalar, ...parts} on one batch, without a step."""
+        ...
+
+
+class CountedModel(GenerativeModel, Protocol):
+    def fit(self, tokens: torch.Tensor) -> float:
+        """Count the training tokens; returns the training bits per byte."""
+        ...
+
+
+class ImageSampler(Protocol):
+    def sample(self, n: int, seed: int, labels=None,
+               temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """n images in [-1, 1] (N, C, H, W) and their class indices; `temperature` scales the
+        latent noise (the one sampling knob of every image model). Same seed, same images."""
+        ...
+
+
+class TextSampler(Protocol):
+    def logits(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) bytes -> (B, T, 256) next-byte logits (or log-probabilities)."""
+        ...
+
+    @property
+    def sequence_limit(self) -> int | None:
+        """The longest input `logits` takes (None: any length); perplexity windows and the
+        sampling context stay within it."""
+        ...
+
+    def sample(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
+               temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]: ...
+
+
+# shared implementation ---------------------------------------------------------------------
+
+class ModuleWeights:
+    """Weights of a model made of nn.Modules (its `modules()`): one safetensors file,
+    written and read by the same pair of calls (shared tensors such as tied embeddings
+    are stored once and restored as shared)."""
+    family: ClassVar[str]
+    args: Any
+
+    def save_weights(self, path: Path) -> None:
+        from safetensors.torch import save_model
+
+        save_model(nn.ModuleDict(self.modules()), str(path))
+
+    def load_weights(self, path: Path, device: str = "cpu") -> None:
+        from safetensors.torch import load_model
+
+        load_model(nn.ModuleDict(self.modules()), str(path), device=device)
+
+    def describe(self) -> dict:
+        return {"family": self.family, "args": asdict(self.args)}
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Run with `modules` in eval mode, then put back the mode each had."""
+    was = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, training in zip(modules, was):
+            m.train(training)
+
+
+def device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+def sample_labels(n: int, labels, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """The classes to generate: random ones, one class for all n, or one per sample."""
+    if labels is None:
+        return torch.randint(0, num_classes, (n,), generator=gen)
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    return labels.expand(n) if labels.dim() == 0 else labels
+
+
+def check_image_size(family: str, image_size: int) -> None:
+    from components.errors import GenloopError
+
+    if image_size < 8 or image_size & (image_size - 1):
+        raise GenloopError(f"{family}: model.args.image_size must be a power of two >= 8, got {image_size}.")
+
+
+def upsampling_stack(width: int, channels: int, image_size: int, batch_norm: bool) -> nn.Sequential:
+    """From (width, 2, 2) to (channels, image_size, image_size): stride-2 transposed convs,
+    halving the channels (at least 16) each time; ReLU (after BatchNorm if asked) between
+    them, nothing after the last (the caller applies tanh)."""
+    import math
+
+    layers: list[nn.Module] = []
+    n_up = int(math.log2(image_size)) - 1
+    ch = width
+    for i in range(n_up):
+        out = channels if i == n_up - 1 else max(ch // 2, 16)
+        layers.append(nn.ConvTranspose2d(ch, out, 4, 2, 1))
+        if i < n_up - 1:
+            layers += [nn.BatchNorm2d(out), nn.ReLU(True)] if batch_norm else [nn.ReLU(True)]
+        ch = out
+    return nn.Sequential(*layers)
+
+
+def downsampling_stack(in_channels: int, first: int, width: int, image_size: int,
+                       norm=lambda m: m) -> tuple[nn.Sequential, int]:
+    """From (in_channels, image_size, image_size) down to 2x2: stride-2 convs with LeakyReLU,
+    `first` channels doubling up to `width`, flattened. Returns (stack, output features)."""
+    layers: list[nn.Module] = []
+    ch, out, size = in_channels, first, image_size
+    while size > 2:
+        layers += [norm(nn.Conv2d(ch, out, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        ch, out, size = out, min(out * 2, width), size // 2
+    return nn.Sequential(*layers, nn.Flatten()), ch * 4

@@ -1,0 +1,58 @@
+"""Where genloop keeps its state in a project: every `.genloop/*` path in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR = ".genloop"
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """The paths of one project root (a git checkout with data/ and configs/)."""
+    root: Path
+
+    @classmethod
+    def at(cls, root: Path | str) -> "ProjectPaths":
+        return cls(Path(root).resolve())
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def bentoml_home(self) -> Path:
+        """Default model and bento store (BENTOML_HOME overrides it)."""
+        return self.state / "bentoml"
+
+    @property
+    def dvc_remote(self) -> Path:
+        return self.state / "dvc-remote"
+
+    @property
+    def dvc_lock(self) -> Path:
+        return self.state / "dvc.lock"
+
+    def data_revision(self, md5: str) -> Path:
+        """data/ as data.dvc had it at some git revision, checked out by md5."""
+        return self.state / "data-revs" / md5
+
+    @property
+    def fid_cache(self) -> Path:
+        return self.state / "cache" / "fid"
+
+    @property
+    def domain_cache(self) -> Path:
+        return self.state / "cache" / "domain"
+
+    def monitoring(self, model_name: str) -> Path:
+        """Where the service logs the generations of `model_name`."""
+        return self.state / "monitoring" / model_name
