@@ -8,7 +8,7 @@ CONFIG ?= configs/dcgan-digits.yaml
 export DO_NOT_TRACK=1 BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false \
        DVC_NO_ANALYTICS=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: run test install install-dev clean
+.PHONY: run test test-fast install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,13 @@ run: install
 	$(BIN)/genloop data init
 	$(BIN)/genloop run --config $(CONFIG)
 
+# the full suite (what CI runs)
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the quick tier: everything not marked slow (no Prefect flows, servers or bento builds)
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs .genloop

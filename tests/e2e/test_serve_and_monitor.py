@@ -20,28 +20,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(trained_dcgan, tmp_path_factory):
-    port = _free_port()
-    log_dir = tmp_path_factory.mktemp("serving-logs")
-    env = {**os.environ, "GENLOOP_MONITOR_DIR": str(log_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", trained_dcgan["bento_tag"],
-                             "--port", str(port), "--host", "127.0.0.1"], env=env,
+def start_bento_server(bento_tag: str, port: int, env: dict, cwd=None):
+    """`bentoml serve BENTO` on 127.0.0.1:port, once /readyz answers; returns (url, process)."""
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", bento_tag, "--port", str(port),
+                             "--host", "127.0.0.1"], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
+                return url, proc
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
             pytest.fail(f"bentoml serve exited: {proc.stdout.read().decode()[-3000:]}")
         time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("bentoml serve did not become ready in 120 s")
+    proc.kill()
+    pytest.fail("bentoml serve did not become ready in 120 s")
+
+
+@pytest.fixture(scope="module")
+def server(trained_dcgan, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("serving-logs")
+    url, proc = start_bento_server(trained_dcgan["bento_tag"], _free_port(),
+                                   {**os.environ, "GENLOOP_MONITOR_DIR": str(log_dir)})
     yield url, log_dir
     proc.terminate()
     try:

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, make_project
 
 GENLOOP = [sys.executable, "-c", "from flows.cli import main; main()"]
@@ -10,11 +12,18 @@ def _run(args, cwd):
     return subprocess.run(GENLOOP + args, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+def _commands(help_text: str) -> list[str]:
+    """The command names in the 'Commands' box of a Typer help page."""
+    box = help_text.split("Commands", 1)[1].split("╰", 1)[0]
+    return [line.split()[1] for line in box.splitlines()[1:] if line.startswith("│ ") and line[2] != " "]
+
+
 def test_help_lists_the_commands():
     out = _run(["--help"], REPO)
     assert out.returncode == 0
-    for command in ("run", "train", "serve", "monitor", "schedule", "data"):
-        assert command in out.stdout
+    assert _commands(out.stdout) == ["run", "train", "serve", "champion", "monitor", "schedule", "data"]
+    data = _run(["data", "--help"], REPO)
+    assert _commands(data.stdout) == ["init", "add", "status"]
 
 
 def test_run_before_data_init_says_what_to_run(tmp_path):
@@ -31,3 +40,37 @@ def test_unknown_config_key_names_it(tmp_path):
     out = _run(["run", "--config", "configs/bad.yaml"], root)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "'train.epochz'" in out.stderr and "steps" in out.stderr
+
+
+@pytest.mark.slow
+def test_train_counts_the_ngram_through_the_one_entry_point(data_project):
+    out = _run(["train", "--config", "configs/ngram-pydocs.yaml"], data_project)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "rank 0/1: 1 steps" in out.stdout and "checkpoint: " in out.stdout
+    assert "Traceback" not in out.stderr
+    nproc = _run(["train", "--config", "configs/ngram-pydocs.yaml", "--nproc", "2"], data_project)
+    assert nproc.returncode == 1 and "counting in one pass" in nproc.stderr
+
+
+@pytest.mark.slow
+def test_serve_takes_exact_model_names(trained_dcgan, data_project):
+    out = _run(["serve", "--model", "dcgan"], data_project)
+    assert out.returncode == 1 and "no champion named 'dcgan'" in out.stderr
+    assert "dcgan-digits" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_champion_shows_and_moves_the_alias(trained_dcgan, data_project):
+    from components.errors import GenloopError
+    from components.registry import champion_history, champion_tag, set_champion
+
+    tag = trained_dcgan["model_tag"]
+    out = _run(["champion", "dcgan-digits"], data_project)
+    assert out.returncode == 0 and f"champion of dcgan-digits: {tag}" in out.stdout and "fid" in out.stdout
+    before = len(champion_history("dcgan-digits"))
+    set_champion("dcgan-digits", tag)                      # a rollback to the same tag is recorded
+    assert champion_tag("dcgan-digits") == tag and len(champion_history("dcgan-digits")) == before + 1
+    with pytest.raises(GenloopError, match="not in the model store"):
+        set_champion("dcgan-digits", "dcgan-digits:nosuchversion")
+    with pytest.raises(GenloopError, match="not of 'charlm-pydocs'"):
+        set_champion("charlm-pydocs", tag)
