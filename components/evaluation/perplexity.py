@@ -3,7 +3,10 @@ character (total bits / UTF-8 characters predicted).
 
 Windows of `window` tokens advance by `stride` (default: disjoint windows). With a stride
 below the window, each window scores only its last `stride` tokens, which then see
-`window - stride` tokens of context; every token is scored exactly once either way.
+`window - stride` tokens of context. Without `max_windows`, one last window ending at the
+final token scores the tail the strides left, so every token after the first is scored
+exactly once; with `max_windows`, scoring stops after that many windows. `tokens` in the
+result says how many were scored.
 """
 from __future__ import annotations
 
@@ -24,21 +27,26 @@ def corpus_perplexity(logits_fn: Callable, tokens, window: int, max_windows: int
     if tokens.numel() < window + 1:
         raise GenloopError(f"held-out text of {tokens.numel()} tokens is shorter than one window "
                            f"({window + 1}); lower evaluate.window or add text.")
-    starts = list(range(0, tokens.numel() - window, stride))
+    # (start, first scored position in the window): the first window scores all of it
+    n = tokens.numel()
+    windows = [(s, 0 if s == 0 else window - stride) for s in range(0, n - window, stride)]
     if max_windows:
-        starts = starts[:max_windows]
+        windows = windows[:max_windows]
+    else:
+        covered = windows[-1][0] + window             # last target index scored so far
+        if covered < n - 1:
+            last = n - 1 - window
+            windows.append((last, covered - last))
     total_nll, total_tokens, total_chars = 0.0, 0, 0
     with torch.no_grad():
-        for i in range(0, len(starts), 32):
-            chunk = starts[i:i + 32]
-            rows = torch.stack([tokens[s:s + window + 1] for s in chunk]).to(device)
+        for i in range(0, len(windows), 32):
+            chunk = windows[i:i + 32]
+            rows = torch.stack([tokens[s:s + window + 1] for s, _ in chunk]).to(device)
             logits = logits_fn(rows[:, :-1]).double()     # float64 sums: exact corpus NLL
             targets = rows[:, 1:]
-            # the first window scores everything; later ones only their new `stride` tokens
             scored = torch.zeros_like(targets, dtype=torch.bool)
-            scored[:, window - stride:] = True
-            if chunk[0] == 0:
-                scored[0] = True
+            for row, (_, first) in enumerate(chunk):
+                scored[row, first:] = True
             nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
             total_nll += nll[scored.reshape(-1)].sum().item()
             picked = targets[scored]
@@ -47,4 +55,4 @@ def corpus_perplexity(logits_fn: Callable, tokens, window: int, max_windows: int
             total_chars += int(((picked < 0x80) | (picked >= 0xC0)).sum())
     return {"perplexity": math.exp(total_nll / total_tokens),
             "bits_per_char": total_nll / math.log(2) / max(total_chars, 1),
-            "tokens": total_tokens, "windows": len(starts), "window": window, "stride": stride}
+            "tokens": total_tokens, "windows": len(windows), "window": window, "stride": stride}

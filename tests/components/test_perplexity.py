@@ -11,7 +11,9 @@ def test_uniform_model_has_perplexity_of_vocabulary_size():
     result = corpus_perplexity(lambda x: torch.zeros(*x.shape, 256), tokens, window=50)
     assert result["perplexity"] == pytest.approx(256, rel=1e-6)
     assert result["bits_per_char"] == pytest.approx(8.0, rel=1e-6)   # ASCII: a byte per char
-    assert result["tokens"] == 19 * 50 and result["windows"] == 19
+    assert result["tokens"] == 999 and result["windows"] == 20         # 19 full windows + the tail
+    capped = corpus_perplexity(lambda x: torch.zeros(*x.shape, 256), tokens, window=50, max_windows=5)
+    assert capped["tokens"] == 250 and capped["windows"] == 5
 
 
 def test_perplexity_matches_torchmetrics():
@@ -27,9 +29,10 @@ def test_perplexity_matches_torchmetrics():
 
 
 def test_bits_per_char_counts_utf8_characters():
-    text = "é" * 200                       # two bytes per character
+    text = "a" + "é" * 200                 # the scored bytes: two per character
     tokens = torch.tensor(list(text.encode()))
     result = corpus_perplexity(lambda x: torch.zeros(*x.shape, 256), tokens, window=99)
+    assert result["tokens"] == 400
     assert result["bits_per_char"] == pytest.approx(16.0, rel=1e-6)
     assert math.isfinite(result["perplexity"])
 
@@ -39,11 +42,11 @@ def test_strided_windows_score_every_token_once_with_more_context():
 
     torch.manual_seed(0)
     table = torch.randn(256, 256)
-    tokens = torch.randint(0, 256, (1001,))
+    tokens = torch.randint(0, 256, (1013,))         # not a whole number of windows: a tail
     disjoint = corpus_perplexity(lambda x: table[x], tokens, window=100)
     strided = corpus_perplexity(lambda x: table[x], tokens, window=100, stride=25)
     # a bigram "model" ignores context: same tokens scored, same perplexity
-    assert strided["tokens"] == disjoint["tokens"] == 1000
+    assert strided["tokens"] == disjoint["tokens"] == 1012
     assert strided["perplexity"] == pytest.approx(disjoint["perplexity"], rel=1e-9)
     with pytest.raises(GenloopError, match="stride"):
         corpus_perplexity(lambda x: table[x], tokens, window=100, stride=101)
