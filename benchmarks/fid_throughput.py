@@ -55,7 +55,7 @@ def main(n: int = 256) -> None:
     from components.data.images import load_image_folder
     from components.evaluation.run import evaluate_images
     from components.models import build_model
-    from components.stages import save_grid
+    from components.paths import ProjectPaths
 
     with tempfile.TemporaryDirectory() as tmp:
         write_dataset(digits_png_files(), Path(tmp) / "digits")
@@ -64,7 +64,7 @@ def main(n: int = 256) -> None:
         model = build_model("dcgan", {})
         for label in ("cold (reference statistics computed)", "warm (reference cached)"):
             start = time.perf_counter()
-            metrics, _, _ = evaluate_images(data, cfg, model, "bench", Path(tmp), Path(tmp), device, save_grid)
+            metrics, _, _ = evaluate_images(data, cfg, model, "bench", ProjectPaths.at(tmp), Path(tmp), device)
             print(f"evaluate 1,000 samples, {label}: {time.perf_counter() - start:.1f}s "
                   f"(FID {metrics['fid']:.1f} of an untrained generator)")
 

@@ -1,13 +1,18 @@
 """The audit stage's work: bias and memorisation, each pass/fail with its reason."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from components.config import RunConfig
 from components.paths import ProjectPaths
 
+if TYPE_CHECKING:
+    from components.models.base import ImageSampler, TextSampler
 
-def audit_images(data, cfg: RunConfig, model, dataset_md5: str, paths: ProjectPaths) -> tuple[dict, dict]:
+
+def audit_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str, paths: ProjectPaths) -> tuple[dict, dict]:
     from components.audits.bias import class_share_audit
     from components.audits.memorisation import image_memorisation
     from components.data.images import to_uint8
@@ -25,7 +30,7 @@ def audit_images(data, cfg: RunConfig, model, dataset_md5: str, paths: ProjectPa
     return bias, memo
 
 
-def audit_text(train_text: str, cfg: RunConfig, model) -> tuple[dict, dict]:
+def audit_text(train_text: str, cfg: RunConfig, model: TextSampler) -> tuple[dict, dict]:
     from components.audits.bias import representation, sentiment_gap_audit
     from components.audits.memorisation import text_memorisation
 

@@ -3,11 +3,15 @@ perplexity; and the reference frame for drift monitoring."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from components.config import RunConfig
 from components.paths import ProjectPaths
+
+if TYPE_CHECKING:
+    from components.models.base import ImageSampler, TextSampler
 
 
 def domain_model(data, cfg: RunConfig, dataset_md5: str, paths: ProjectPaths):
@@ -16,7 +20,7 @@ def domain_model(data, cfg: RunConfig, dataset_md5: str, paths: ProjectPaths):
     return domain_classifier(data.images, data.labels, len(cfg.data.labels), dataset_md5, paths.domain_cache)
 
 
-def evaluate_images(data, cfg: RunConfig, model, dataset_md5: str, paths: ProjectPaths, out: Path,
+def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str, paths: ProjectPaths, out: Path,
                     device: str) -> tuple[dict, list[dict], str]:
     from components.data.images import to_uint8
     from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
@@ -53,7 +57,7 @@ def evaluate_images(data, cfg: RunConfig, model, dataset_md5: str, paths: Projec
     return metrics, image_features(fake, names), grid
 
 
-def evaluate_text(holdout: str, cfg: RunConfig, model, out: Path,
+def evaluate_text(holdout: str, cfg: RunConfig, model: TextSampler, out: Path,
                   device: str) -> tuple[dict, list[dict], str]:
     from components.data.text import encode
     from components.evaluation.perplexity import corpus_perplexity

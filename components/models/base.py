@@ -16,20 +16,34 @@ from __future__ import annotations
 import contextlib
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Literal, Protocol
+from typing import Any, ClassVar, Iterator, Protocol
 
 import torch
 from torch import nn
 
-Modality = Literal["image", "text"]
-
-
 class GenerativeModel(Protocol):
-    family: ClassVar[str]                 # the config's model.family
-    modality: ClassVar[Modality]          # what it generates; must match data.kind
-    metric: ClassVar[str]                 # the gate's metric, lower is better: "fid" | "perplexity"
-    count_based: ClassVar[bool]           # False: TrainedModel, True: CountedModel
+    """Read-only members below are plain class attributes in each family."""
     args: Any                             # the family's frozen Args
+
+    @property
+    def family(self) -> str:
+        """The config's model.family."""
+        ...
+
+    @property
+    def modality(self) -> str:
+        """What it generates, "image" or "text"; must match data.kind."""
+        ...
+
+    @property
+    def metric(self) -> str:
+        """The gate's metric, lower is better: "fid" (images) or "perplexity" (text)."""
+        ...
+
+    @property
+    def count_based(self) -> bool:
+        """False: a TrainedModel; True: a CountedModel."""
+        ...
 
     def modules(self) -> dict[str, nn.Module]: ...
     def save_weights(self, path: Path) -> None: ...
@@ -41,8 +55,13 @@ class TrainedModel(GenerativeModel, Protocol):
     """Fitted by `train_step` in the trainer. `validates` is True when the model is also a
     `ValidatingModel`: its loss on held-out batches is worth early stopping on (VAE and
     language models; a GAN's losses are not)."""
-    validates: ClassVar[bool]
-    ema_modules: ClassVar[tuple[str, ...]]   # modules the trainer keeps an EMA of and exports
+    @property
+    def validates(self) -> bool: ...
+
+    @property
+    def ema_modules(self) -> tuple[str, ...]:
+        """Modules the trainer keeps an EMA of and exports (empty: none)."""
+        ...
 
     def make_optimizers(self, lr: float) -> dict[str, torch.optim.Optimizer]: ...
     def train_step(self, batch, optimizers: dict, grad_clip: float = 0.0) -> dict[str, torch.Tensor]: ...
@@ -60,8 +79,10 @@ class CountedModel(GenerativeModel, Protocol):
         ...
 
 
+# Sampling controls are keyword-only in the protocols: callers name them, and the static
+# check (tests/models/protocol_conformance.py) then holds every family to these names.
 class ImageSampler(Protocol):
-    def sample(self, n: int, seed: int, labels=None,
+    def sample(self, n: int, seed: int, *, labels=None,
                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """n images in [-1, 1] (N, C, H, W) and their class indices; `temperature` scales the
         latent noise (the one sampling knob of every image model). Same seed, same images."""
@@ -79,8 +100,10 @@ class TextSampler(Protocol):
         sampling context stay within it."""
         ...
 
-    def sample(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
-               temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]: ...
+    def sample(self, n: int, seed: int, *, prompt: str = "", max_new_tokens: int = 100,
+               temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]:
+        """n continuations of `prompt` (the prompt itself is not repeated); same seed, same text."""
+        ...
 
 
 # shared implementation ---------------------------------------------------------------------

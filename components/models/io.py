@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from components.errors import GenloopError
+
+if TYPE_CHECKING:
+    from components.models.base import GenerativeModel
 
 WEIGHTS = "weights.safetensors"
 META = "checkpoint.json"
 
 
-def save_checkpoint(model, meta: dict, dest: Path) -> Path:
+def save_checkpoint(model: GenerativeModel, meta: dict, dest: Path) -> Path:
     from components.atomic import atomic_dir
 
     with atomic_dir(Path(dest)) as tmp:

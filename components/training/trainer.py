@@ -8,11 +8,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from components.config import TrainConfig
 from components.errors import GenloopError
 from components.training.device import autocast
+
+if TYPE_CHECKING:
+    from components.models.base import CountedModel, TrainedModel, ValidatingModel
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class EMA:
                 v.copy_(live)
 
 
-def validation_loss(model, batches: list) -> float:
+def validation_loss(model: ValidatingModel, batches: list) -> float:
     """Mean `loss` of a ValidatingModel over fixed held-out batches, in eval mode."""
     import torch
 
@@ -91,7 +94,7 @@ def _progress(total: int):
                     disable=not sys.stderr.isatty(), transient=True)
 
 
-def train(model, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: dict,
+def train(model: TrainedModel, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: dict,
           seed: int, device, resume: bool = False, val_batches: list | None = None,
           sync=None) -> TrainResult:
     """Run cfg.steps optimisation steps of a TrainedModel; `next_batch(generator)` returns a
@@ -186,7 +189,7 @@ def train(model, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: di
                        str(out_dir / "history.json"), str(out_dir / "loss_curve.png"))
 
 
-def fit_counts(model, tokens, out_dir: Path, meta: dict) -> TrainResult:
+def fit_counts(model: CountedModel, tokens, out_dir: Path, meta: dict) -> TrainResult:
     """A CountedModel (n-gram): one pass over the training corpus, no optimiser."""
     from components.models.io import save_checkpoint
 

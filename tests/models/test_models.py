@@ -159,3 +159,24 @@ def test_top_p_keeps_the_smallest_nucleus():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     kept = torch.isfinite(filter_logits(logits, 1.0, 0, 0.75))
     assert kept.tolist() == [[True, True, False, False]]
+
+
+@pytest.mark.slow
+def test_families_satisfy_the_protocols_statically(tmp_path):
+    """mypy checks each family against models/base.py, signatures included."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from components.models import FAMILIES
+
+    checked = Path(__file__).with_name("protocol_conformance.py")
+    assert all(f"{family}.Model" in checked.read_text() for family in FAMILIES)
+    root = checked.parents[2]
+    # MYPYPATH: mypy does not follow the editable install's import hook; without it the
+    # imports would be missing and (an error here, not Any) the check would say so
+    out = subprocess.run([sys.executable, "-m", "mypy", "--follow-imports=silent", "--cache-dir",
+                          str(tmp_path / "mypy"), str(checked)], env={**os.environ, "MYPYPATH": str(root)},
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:]
