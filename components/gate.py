@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import GateConfig
+from components.errors import GenloopError
 
 # What must match for two evaluations to be comparable, per metric: FID is biased by the
 # sample counts; perplexity depends on the window, the stride and how many tokens were scored.
@@ -33,6 +34,9 @@ class Scorecard:
     @classmethod
     def from_metadata(cls, tag: str, card: dict[str, Any]) -> "Scorecard":
         """From what `to_metadata` wrote into a stored model's metadata["scorecard"]."""
+        if not card:
+            raise GenloopError(f"champion {tag} has no gate scorecard (packaged by an older genloop); "
+                               f"point the alias at a newer model with `genloop champion NAME --set TAG`.")
         return cls(card["metric"], float(card["value"]), float(card["half_width"]), card["dataset_md5"],
                    {k: int(v) for k, v in card["protocol"].items()}, tag)
 

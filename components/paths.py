@@ -28,6 +28,12 @@ class ProjectPaths:
     def runs(self) -> Path:
         return self.root / "runs"
 
+    def monitor_run(self, model_name: str) -> Path:
+        """A new folder for one drift check of `model_name` (under runs/)."""
+        import time
+
+        return self.runs / f"monitor-{time.strftime('%Y%m%d-%H%M%S')}-{model_name}"
+
     @property
     def bentoml_home(self) -> Path:
         """Default model and bento store (BENTOML_HOME overrides it)."""

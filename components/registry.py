@@ -1,6 +1,6 @@
 """BentoML adapter: the model store as champion/challenger registry, and bento builds.
 
-The champion of a model name is an explicit alias (`champions.json` beside the model
+The champion of a model name is an explicit alias (`genloop-champions.json` beside the model
 store, written atomically under a lock), never "the newest model": promotion saves the
 model, builds its bento, and only then moves the alias, so a failed build leaves the old
 champion in place. BENTOML_HOME must be set before bentoml is first used (entry points call
@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,10 @@ def _aliases_path() -> Path:
     return Path(BentoMLContainer.bentoml_home.get()) / "genloop-champions.json"
 
 
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 @contextlib.contextmanager
 def _aliases():
     """The alias table, locked for a read-modify-write; written atomically on exit."""
@@ -45,19 +50,15 @@ def _aliases():
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        table = json.loads(path.read_text()) if path.is_file() else {}
-        before = json.dumps(table, sort_keys=True)
+        table = _read(path)
         yield table
-        if json.dumps(table, sort_keys=True) != before:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(table, indent=2))
-            tmp.replace(path)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(table, indent=2))
+        tmp.replace(path)
 
 
 def _alias(name: str) -> dict:
-    path = _aliases_path()
-    table = json.loads(path.read_text()) if path.is_file() else {}
-    return table.get(name, {"champion": None, "history": []})
+    return _read(_aliases_path()).get(name, {"champion": None, "history": []})
 
 
 def champion_tag(name: str) -> str | None:
@@ -102,17 +103,28 @@ def champion_summary(name: str) -> StoredModel | None:
 
 def model_names() -> list[str]:
     """Names with a champion."""
-    path = _aliases_path()
-    return sorted(json.loads(path.read_text())) if path.is_file() else []
+    return sorted(_read(_aliases_path()))
 
 
-def set_champion(name: str, tag: str) -> None:
-    """Point the champion alias of `name` at the stored model `tag` (also a rollback)."""
+KEEP = object()     # set_champion's `expect` default: move the alias whatever it points at
+
+
+def set_champion(name: str, tag: str, expect=KEEP) -> None:
+    """Point the champion alias of `name` at the stored model `tag` (also a rollback).
+    With `expect` (a tag, or None for "no champion"), move it only if it still points
+    there: a run gated against one champion must not replace another."""
     model = get_model(tag)
     if model.tag.split(":")[0] != name:
         raise GenloopError(f"{tag} is a model of {model.tag.split(':')[0]!r}, not of {name!r}.")
+    if "scorecard" not in model.metadata:
+        raise GenloopError(f"{tag} has no gate scorecard (packaged by an older genloop); the gate could not "
+                           f"compare with it. Promote a model trained with this version instead.")
     with _aliases() as table:
         entry = table.setdefault(name, {"champion": None, "history": []})
+        if expect is not KEEP and entry["champion"] != expect:
+            raise GenloopError(f"the champion of {name} changed to {entry['champion']} while this run was "
+                               f"gated against {expect or 'no champion'}; nothing promoted. Rerun to "
+                               f"compare with the new champion.")
         entry["champion"] = model.tag
         entry["history"].append({"tag": model.tag, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
@@ -143,17 +155,21 @@ def save_model(name: str, files: dict[str, Path], labels: dict[str, str], metada
 
 
 def promote(name: str, files: dict[str, Path], labels: dict[str, str], metadata: dict,
-            bento_dir: Path | None) -> tuple[str, str | None]:
+            bento_dir: Path | None, replaces: str | None) -> tuple[str, str | None]:
     """Save the model, build its bento (unless `bento_dir` is None), then make it the
-    champion. On any failure the new model is deleted and the champion stays as it was."""
+    champion in place of `replaces` (the champion the gate compared with). On any failure
+    the new model and bento are deleted and the champion stays as it was."""
     import bentoml
 
-    tag = save_model(name, files, labels, metadata)
+    tag, bento = save_model(name, files, labels, metadata), None
     try:
         bento = build_bento(tag, name, metadata["modality"], bento_dir) if bento_dir else None
-        set_champion(name, tag)
+        set_champion(name, tag, expect=replaces)
     except BaseException:
-        bentoml.models.delete(tag)
+        with contextlib.suppress(Exception):       # the original error is the one to see
+            if bento:
+                bentoml.bentos.delete(bento)
+            bentoml.models.delete(tag)
         raise
     return tag, bento
 
@@ -192,6 +208,9 @@ def build_bento(model_tag: str, name: str, modality: str, ctx: Path) -> str:
     bentofile = yaml.safe_load((ctx / "bentofile.yaml").read_text())
     bentofile["python"]["packages"] = pinned_packages(source.parent / "constraints.txt")
     (ctx / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
+    # BentoML imports the service module by name and reuses a cached one: a second build in
+    # this process (retraining deployments, tests) would get the first bento's model tag
+    sys.modules.pop("service", None)
     bento = bentoml.bentos.build_bentofile(str(ctx / "bentofile.yaml"), build_ctx=str(ctx),
                                            labels={"model": model_tag.replace(":", "-"), "model_name": name})
     return str(bento.tag)

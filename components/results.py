@@ -17,8 +17,7 @@ class StageResult:
 
 @dataclass(frozen=True, kw_only=True)
 class Validated(StageResult):
-    report_json: str
-    data_docs: str
+    report_json: str                     # compact JSON; the GX Data Docs are the other file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,10 +35,12 @@ class Trained(StageResult):
 @dataclass(frozen=True, kw_only=True)
 class Evaluated(StageResult):
     metric: str                          # the gate's metric: "fid" | "perplexity"
-    value: float
-    metrics: dict[str, Any] = field(default_factory=dict)
-    metrics_path: str
+    metrics: dict[str, Any] = field(default_factory=dict)     # metrics.json
     reference_csv: str                   # per-generation features: the drift monitor's reference
+
+    @property
+    def value(self) -> float:
+        return float(self.metrics[self.metric])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,3 +68,16 @@ class Packaged(StageResult):
 @dataclass(frozen=True, kw_only=True)
 class Reported(StageResult):
     markdown: str
+
+
+@dataclass(frozen=True)
+class RunStages:
+    """Every stage's result of one retraining run, in flow order."""
+    validate: Validated
+    augment: Augmented
+    train: Trained
+    evaluate: Evaluated
+    audit: Audited
+    gate: Gated
+    package: Packaged
+    report: Reported

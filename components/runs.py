@@ -78,6 +78,8 @@ class RunContext:
         if not path.is_file():
             raise GenloopError(f"{run_dir} is not a run dir (no run.json); pass runs/<run-id>.")
         raw = json.loads(path.read_text())
+        if "data" not in raw or "config" not in raw:
+            raise GenloopError(f"{path} was written by an older genloop; start a new run with `genloop train`.")
         data = raw["data"]
         return cls(run_id=raw["run_id"], root=Path(raw["root"]), run_dir=Path(raw["run_dir"]),
                    config=build_dataclass(RunConfig, raw["config"]),

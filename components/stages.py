@@ -47,7 +47,7 @@ def validate(ctx: RunContext) -> Validated:
                                f"or promoted.\n{report.summary()}\nReport: {report.json_path}\n"
                                f"Data Docs: {report.docs_path}")
     return Validated(figure=report.summary(), files=(report.json_path, report.docs_path),
-                     report_json=report.json_path, data_docs=report.docs_path)
+                     report_json=report.json_path)
 
 
 @timed
@@ -107,8 +107,7 @@ def evaluate(ctx: RunContext, trained: Trained) -> Evaluated:
     pd.DataFrame(features).to_csv(reference, index=False)
     return Evaluated(figure=f"{model.metric} {metrics[model.metric]:.3f}",
                      files=(metrics_path, sample_file, str(reference)), metric=model.metric,
-                     value=float(metrics[model.metric]), metrics=metrics, metrics_path=metrics_path,
-                     reference_csv=str(reference))
+                     metrics=metrics, reference_csv=str(reference))
 
 
 @timed
@@ -138,7 +137,7 @@ def gate(ctx: RunContext, evaluated: Evaluated, audited: Audited) -> Gated:
     from components.registry import champion_summary
 
     current = champion_summary(ctx.config.name)
-    champion = None if current is None else Scorecard.from_metadata(current.tag, current.metadata["scorecard"])
+    champion = None if current is None else Scorecard.from_metadata(current.tag, current.metadata.get("scorecard", {}))
     challenger = Scorecard.of(evaluated.metric, evaluated.metrics, ctx.dataset_md5)
     decision = decide(challenger, champion, audited.passed, audited.reasons, ctx.config.gate)
     path = _write_json(ctx.run_dir / "gate.json",
@@ -164,7 +163,8 @@ def package(ctx: RunContext, trained: Trained, evaluated: Evaluated, audited: Au
                 "class_names": list(cfg.data.labels), "modality": cfg.data.kind}
     files = {"checkpoint": Path(trained.checkpoint), "reference.csv": Path(evaluated.reference_csv)}
     tag, bento = promote(cfg.name, files, {"family": cfg.model.family, "modality": cfg.data.kind}, metadata,
-                         ctx.run_dir / "bento" if cfg.package else None)
+                         ctx.run_dir / "bento" if cfg.package else None,
+                         replaces=gated.champion.tag if gated.champion else None)
     path = _write_json(ctx.run_dir / "package.json", {"model_tag": tag, "bento_tag": bento})
     return Packaged(figure=f"champion {tag}" + (f", bento {bento}" if bento else ""), files=(path,),
                     model_tag=tag, bento_tag=bento)

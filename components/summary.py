@@ -1,30 +1,32 @@
 """The run summary: one row per stage with its key figure and the files it wrote."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-from components.results import Gated, Packaged, StageResult
+from components.results import RunStages, StageResult
 
 
-def write_summary(ctx, stages: dict[str, StageResult], gated: Gated, packaged: Packaged) -> dict:
+def write_summary(ctx, stages: RunStages) -> dict:
     """summary.json: the run's provenance, one row per stage (data first) and the decision."""
     data = ctx.data
     dvc = "matches data.dvc" if data.data_matches_dvc else "DIFFERS from data.dvc"
-    data_row = StageResult(figure=f"{ctx.dataset_dir.name} md5 {ctx.dataset_md5}; data/ md5 {data.data_md5} "
-                                  f"({dvc})", files=(str(ctx.run_dir / "run.json"),))
+    rows = {"data": StageResult(figure=f"{ctx.dataset_dir.name} md5 {ctx.dataset_md5}; data/ md5 "
+                                       f"{data.data_md5} ({dvc})", files=(str(ctx.run_dir / "run.json"),))}
+    rows.update({f.name: getattr(stages, f.name) for f in dataclasses.fields(stages)})
 
     def shown(path: str) -> str:
         return str(Path(path).relative_to(ctx.root)) if Path(path).is_relative_to(ctx.root) else path
 
     summary = {
-        "run_id": ctx.run_id, "run_dir": str(ctx.run_dir), "data_md5": data.data_md5,
-        "data_matches_dvc": data.data_matches_dvc, "data_rev": data.data_rev, "git_sha": ctx.git_sha,
+        "run_id": ctx.run_id, "run_dir": str(ctx.run_dir), "model_name": ctx.config.name,
+        "data_md5": data.data_md5, "data_matches_dvc": data.data_matches_dvc, "data_rev": data.data_rev,
+        "git_sha": ctx.git_sha,
         "stages": [{"stage": name, "figure": result.figure, "seconds": result.seconds,
-                    "files": [shown(f) for f in result.files]}
-                   for name, result in {"data": data_row, **stages}.items()],
-        "promoted": gated.promote, "decision": gated.reason,
-        "model_tag": packaged.model_tag, "bento_tag": packaged.bento_tag,
+                    "files": [shown(f) for f in result.files]} for name, result in rows.items()],
+        "promoted": stages.gate.promote, "decision": stages.gate.reason,
+        "model_tag": stages.package.model_tag, "bento_tag": stages.package.bento_tag,
     }
     (ctx.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -48,6 +50,6 @@ def render_summary(summary: dict) -> None:
                   f"code {summary['git_sha']}")
     verdict = "[green]PROMOTED[/green]" if summary["promoted"] else "[yellow]NOT PROMOTED[/yellow]"
     console.print(f"{verdict}: {summary['decision']}")
-    if summary.get("bento_tag"):
-        console.print(f"serve it: genloop serve   (bento {summary['bento_tag']})")
+    if summary["bento_tag"]:
+        console.print(f"serve it: genloop serve --model {summary['model_name']}   (bento {summary['bento_tag']})")
     console.print(f"everything is under {summary['run_dir']}")

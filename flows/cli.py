@@ -147,11 +147,13 @@ def train(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
     import subprocess
 
     from components.runs import RunContext, prepare_run
+    from components.training.run import check_world
 
     root = _setup()
     if nproc < 1:
         raise GenloopError(f"--nproc must be >= 1, got {nproc}.")
     ctx = RunContext.load(resume) if resume is not None else prepare_run(root, str(config), _parse_overrides(set_))
+    check_world(ctx.config, nproc)                # before torchrun starts any process
     if nproc == 1:
         from components.training.run import plan_augmentation, train_run
         train_run(ctx, plan_augmentation(ctx), resume=resume is not None)
@@ -199,9 +201,11 @@ def champion(model: str = typer.Argument(..., help="Model name (the config's `na
     tag = champion_tag(model)
     if tag is None:
         raise GenloopError(f"{model!r} has no champion yet: run `genloop run` to train and promote one.")
-    card = get_model(tag).metadata["scorecard"]
-    typer.echo(f"champion of {model}: {tag}  ({card['metric']} {card['value']:.4g} on dataset "
-               f"{card['dataset_md5']}, {json.dumps(card['protocol'])})")
+    from components.gate import Scorecard
+
+    card = Scorecard.from_metadata(tag, get_model(tag).metadata.get("scorecard", {}))
+    typer.echo(f"champion of {model}: {tag}  ({card.metric} {card.value:.4g} on dataset "
+               f"{card.dataset_md5}, {json.dumps(card.protocol)})")
     for entry in champion_history(model):
         typer.echo(f"  {entry['since']}  {entry['tag']}")
 

@@ -1,7 +1,6 @@
 """The drift-monitoring flow: serving logs vs the evaluation-time reference -> Evidently."""
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from components.monitoring.run import check_drift, load_frames
+from components.paths import ProjectPaths
 
 DRIFT_EVENT = "genloop.drift.detected"
 
@@ -27,7 +27,7 @@ def report(reference, current, columns, out_dir: str) -> dict:
 def monitor(root: str, model_name: str, log_dir: str | None = None,
             drift_threshold: float = 0.5) -> dict:
     reference, current, columns, tag = load(root, model_name, log_dir)
-    out_dir = Path(root) / "runs" / f"monitor-{time.strftime('%Y%m%d-%H%M%S')}-{model_name}"
+    out_dir = ProjectPaths.at(root).monitor_run(model_name)
     result = report(reference, current, columns, str(out_dir))
     result["model_tag"] = tag
     result["drift_detected"] = result["drift_share"] >= drift_threshold

@@ -6,6 +6,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from components import stages
+from components.results import RunStages
 from components.runs import prepare_run
 from components.summary import write_summary
 
@@ -36,6 +37,5 @@ def retrain(root: str, config_path: str, overrides: dict | None = None,
     reported = report(ctx, evaluated, audited, gated)
     create_markdown_artifact(reported.markdown, key=f"report-{ctx.config.name}",
                              description=f"genloop run {ctx.run_id}")
-    return write_summary(ctx, {"validate": validated, "augment": augmented, "train": trained,
-                               "evaluate": evaluated, "audit": audited, "gate": gated,
-                               "package": packaged, "report": reported}, gated, packaged)
+    return write_summary(ctx, RunStages(validated, augmented, trained, evaluated, audited, gated,
+                                        packaged, reported))

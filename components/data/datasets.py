@@ -9,6 +9,7 @@ from components.atomic import atomic_dir
 from components.data.hashing import folder_md5, folder_stats
 from components.data.images import IMAGE_SUFFIXES
 from components.errors import GenloopError
+from components.paths import ProjectPaths
 
 FLAT_CLASS = "all"          # images of a flat folder go to data/NAME/all/
 
@@ -45,7 +46,7 @@ def stage_dataset(root: Path, src: Path, name: str) -> DatasetInfo:
         raise GenloopError(f"{src} does not exist.")
     if not name or "/" in name or name.startswith("."):
         raise GenloopError(f"--name {name!r} must be a plain folder name (letters, digits, -, _).")
-    dest = Path(root) / "data" / name
+    dest = ProjectPaths.at(root).data / name
     if dest.exists():
         raise GenloopError(f"data/{name} already exists; choose another --name (see `genloop data status`).")
     kind = _kind_of(src)
@@ -69,7 +70,7 @@ def add_dataset(root: Path, src: Path, name: str) -> tuple[DatasetInfo, str]:
     try:
         data_md5 = commit_data(root)
     except Exception:
-        shutil.rmtree(Path(root) / "data" / name, ignore_errors=True)
+        shutil.rmtree(ProjectPaths.at(root).data / name, ignore_errors=True)
         raise
     return info, data_md5
 
@@ -94,7 +95,8 @@ def dataset_status(root: Path) -> list[DatasetInfo]:
     root = Path(root)
     remote = _remote_dir(root)
     out = []
-    for folder in sorted(p for p in (root / "data").iterdir() if p.is_dir()) if (root / "data").is_dir() else []:
+    data = ProjectPaths.at(root).data
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()) if data.is_dir() else []:
         files, size = folder_stats(folder)
         held = None
         if remote is not None:

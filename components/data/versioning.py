@@ -96,22 +96,23 @@ def init_data(root: Path) -> DataVersion:
     """
     root = Path(root)
     with dvc_lock(root):
-        changed = write_embedded(root / "data")
+        data = ProjectPaths.at(root).data
+        changed = write_embedded(data)
         ensure_repo(root)
-        md5 = folder_md5(root / "data")
+        md5 = folder_md5(data)
         recorded = recorded_md5(root)
         if recorded is None or recorded == md5:
             _dvc(root, "add", "-q", "data")
             _dvc(root, "push", "-q", "data.dvc")
             recorded = recorded_md5(root)
-        files, size = folder_stats(root / "data")
+        files, size = folder_stats(data)
         return DataVersion(md5, recorded, files, size, changed)
 
 
 def current_version(root: Path) -> DataVersion:
     """The version of data/ as it is on disk; an error that says what to run if absent."""
     root = Path(root)
-    data = root / "data"
+    data = ProjectPaths.at(root).data
     if not data.is_dir() or not any(data.iterdir()):
         raise GenloopError(f"no data in {data}: run `genloop data init` first.")
     files, size = folder_stats(data)

@@ -3,9 +3,10 @@ character (total bits / UTF-8 characters predicted).
 
 Windows of `window` tokens advance by `stride` (default: disjoint windows). With a stride
 below the window, each window scores only its last `stride` tokens, which then see
-`window - stride` tokens of context. Without `max_windows`, one last window ending at the
-final token scores the tail the strides left, so every token after the first is scored
-exactly once; with `max_windows`, scoring stops after that many windows. `tokens` in the
+`window - stride` tokens of context. When every window fits in `max_windows` (or it is 0),
+one last window ending at the final token scores the tail the strides left, so every
+token after the first is scored exactly once; otherwise scoring stops after
+`max_windows` windows. `tokens` in the
 result says how many were scored.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ def corpus_perplexity(logits_fn: Callable, tokens, window: int, max_windows: int
     # (start, first scored position in the window): the first window scores all of it
     n = tokens.numel()
     windows = [(s, 0 if s == 0 else window - stride) for s in range(0, n - window, stride)]
-    if max_windows:
+    if max_windows and len(windows) > max_windows:
         windows = windows[:max_windows]
     else:
         covered = windows[-1][0] + window             # last target index scored so far

@@ -96,7 +96,7 @@ class Model(ModuleWeights):
                 "d_loss": d_loss.detach()}
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, n: int, seed: int, *, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """n images in [-1, 1] (N, C, H, W) and their class indices; `temperature` scales the
         latent noise (below 1: the truncation trick). Same seed, same images."""
         gen = torch.Generator().manual_seed(int(seed))

@@ -117,7 +117,7 @@ class Model:
         self.tri_keys, self.tri_counts = tensors["tri_keys"], tensors["tri_counts"]
         self._tables = None
 
-    def sample(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
+    def sample(self, n: int, seed: int, *, prompt: str = "", max_new_tokens: int = 100,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]:
         return sample_text(self.logits, self.args.block_size, "cpu", n, seed, prompt,
                            max_new_tokens, temperature, top_k, top_p)

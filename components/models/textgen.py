@@ -81,7 +81,7 @@ class LanguageModel(ModuleWeights):
         optimizers["net"].step()
         return {"loss": loss.detach()}
 
-    def sample(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
+    def sample(self, n: int, seed: int, *, prompt: str = "", max_new_tokens: int = 100,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]:
         """n continuations of `prompt`; same seed, same text."""
         with eval_mode(self.net):

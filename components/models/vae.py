@@ -99,7 +99,7 @@ class Model(ModuleWeights):
         with eval_mode(self.decoder):
             return self.decoder(z.to(device), self._onehot(labels.to(device))).float().cpu()
 
-    def sample(self, n: int, seed: int, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, n: int, seed: int, *, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """n images in [-1, 1] and their class indices; `temperature` scales the prior's
         standard deviation (0: the prior mean). Same seed, same images."""
         gen = torch.Generator().manual_seed(int(seed))

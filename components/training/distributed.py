@@ -1,6 +1,6 @@
 """Data-parallel training across processes (torchrun): gradients are averaged across
 ranks as they are accumulated (per-parameter hooks, as DDP does in backward), so every
-objective's own train_step works unchanged; buffers (BatchNorm statistics) follow rank 0.
+model's own train_step works unchanged; buffers (BatchNorm statistics) follow rank 0.
 gloo on CPU, NCCL on CUDA.
 """
 from __future__ import annotations

@@ -132,7 +132,11 @@ def train(model: TrainedModel, next_batch: Callable, cfg: TrainConfig, out_dir: 
     main = sync is None or sync.rank == 0
     progress = Progress()
     if resume and (path := latest_state(state_root)) is not None:
-        progress = state.restore(load_state(path))
+        try:
+            progress = state.restore(load_state(path))
+        except KeyError as exc:
+            raise GenloopError(f"training state {path} lacks {exc} (written by an older genloop?); "
+                               f"start the run again without --resume.") from None
         log.info("resumed from %s at step %d", path, progress.step)
     history, first, elapsed_before = progress.history, progress.step + 1, progress.seconds
     best, stale = progress.best, progress.stale

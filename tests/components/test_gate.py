@@ -9,8 +9,9 @@ from components.gate import Scorecard, decide
 POLICY = GateConfig(margin=0.5, use_interval=True)
 
 
-def card(value, half_width=0.0, dataset="d1", samples=500, metric="fid", tag=None):
-    protocol = {"samples": samples, "reference_samples": 500} if metric == "fid" else {"tokens": 100}
+def card(value, half_width=0.0, dataset="d1", samples=500, metric="fid", tag=None, window=64):
+    protocol = ({"samples": samples, "reference_samples": 500} if metric == "fid"
+                else {"tokens": 100, "window": window, "stride": window})
     return Scorecard(metric, value, half_width, dataset, protocol, tag)
 
 
@@ -57,6 +58,21 @@ def test_incomparable_scores_keep_the_champion_and_say_why(challenger, what):
     d = decide(challenger, card(10.0, tag="m:1"), True, [], POLICY)
     assert not d.promote and "not comparable" in d.reason and what in d.reason
     assert "gate.allow_incomparable" in d.reason
+
+
+def test_perplexities_with_other_windows_are_not_compared():
+    d = decide(card(4.0, metric="perplexity", window=128), card(5.0, metric="perplexity", tag="m:1"),
+               True, [], POLICY)
+    assert not d.promote and "window 64 vs 128" in d.reason and "stride 64 vs 128" in d.reason
+    same = decide(card(4.0, metric="perplexity"), card(5.0, metric="perplexity", tag="m:1"), True, [], POLICY)
+    assert same.promote
+
+
+def test_a_champion_without_a_scorecard_is_a_clear_error():
+    from components.errors import GenloopError
+
+    with pytest.raises(GenloopError, match="no gate scorecard"):
+        Scorecard.from_metadata("old:1", {})
 
 
 def test_allow_incomparable_compares_anyway_and_says_so():

@@ -14,6 +14,8 @@ def test_uniform_model_has_perplexity_of_vocabulary_size():
     assert result["tokens"] == 999 and result["windows"] == 20         # 19 full windows + the tail
     capped = corpus_perplexity(lambda x: torch.zeros(*x.shape, 256), tokens, window=50, max_windows=5)
     assert capped["tokens"] == 250 and capped["windows"] == 5
+    roomy = corpus_perplexity(lambda x: torch.zeros(*x.shape, 256), tokens, window=50, max_windows=400)
+    assert roomy["tokens"] == 999 and roomy["windows"] == 20                 # fits: the tail is scored
 
 
 def test_perplexity_matches_torchmetrics():

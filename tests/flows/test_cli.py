@@ -50,6 +50,7 @@ def test_train_counts_the_ngram_through_the_one_entry_point(data_project):
     assert "Traceback" not in out.stderr
     nproc = _run(["train", "--config", "configs/ngram-pydocs.yaml", "--nproc", "2"], data_project)
     assert nproc.returncode == 1 and "counting in one pass" in nproc.stderr
+    assert "Traceback" not in nproc.stderr + nproc.stdout            # refused before torchrun starts
 
 
 @pytest.mark.slow

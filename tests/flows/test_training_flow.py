@@ -87,3 +87,7 @@ def test_charlm_flow_reports_perplexity(data_project, prefect_harness):
     bias = json.loads((Path(s["run_dir"]) / "bias.json").read_text())
     assert set(bias["group_mean_sentiment"]) == {"man", "woman"}
     assert s["promoted"] and s["model_tag"].startswith("charlm-pydocs:")
+    # built after the DCGAN's bento in this process: it must carry its own model, not the first one's
+    import bentoml
+    bento = bentoml.bentos.get(s["bento_tag"])
+    assert [str(m.tag) for svc in bento.info.services for m in svc.models] == [s["model_tag"]]
