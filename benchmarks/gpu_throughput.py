@@ -8,6 +8,7 @@ Usage: python benchmarks/gpu_throughput.py [--no-compile]
 """
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -41,13 +42,13 @@ def main() -> None:
     print(f"device {name}, torch {torch.__version__}, compile={compile_}")
     args = {"block_size": 1024, "d_model": 1024, "n_layers": 12, "n_heads": 16, "dropout": 0.0}
     batch = 32
-    objective = build_model("charlm", args)
-    n_params = sum(p.numel() for n, p in objective.net.named_parameters() if not n.startswith(("tok", "pos")))
+    model = build_model("charlm", args)
+    n_params = sum(p.numel() for n, p in model.net.named_parameters() if not n.startswith(("tok", "pos")))
     tokens = torch.randint(0, 256, (5_000_000,))
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(objective, text_batches(tokens, 1024, batch, device),
+        result = train(model, text_batches(tokens, 1024, batch, device),
                        TrainConfig(steps=60, lr=3e-4, log_every=10, compile=compile_), Path(tmp), {}, 0, device)
-        history = __import__("json").loads(Path(result.history_path).read_text())
+        history = json.loads(Path(result.history_path).read_text())
     tok_s = rate(history, batch * 1024, skip=20)
     flops_per_token = 6 * n_params + 12 * args["n_layers"] * args["d_model"] * args["block_size"]
     mfu = tok_s * flops_per_token / peak if peak else float("nan")
@@ -61,7 +62,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             result = train(build_model("dcgan", {}), image_batches(Images, bs, lambda x: x, device),
                            TrainConfig(steps=300, log_every=50), Path(tmp), {}, 0, device)
-            history = __import__("json").loads(Path(result.history_path).read_text())
+            history = json.loads(Path(result.history_path).read_text())
         print(f"dcgan batch {bs} (8x8, no compile): {rate(history, bs, skip=50):,.0f} images/s")
 
 

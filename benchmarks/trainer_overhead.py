@@ -1,7 +1,7 @@
 """Trainer step time against a bare PyTorch loop on the same model, batch and device,
 measured side by side in one run (issue 4; goal: throughput ratio >= 0.97).
 
-bare:    for each step: batch = next_batch(gen); objective.train_step(batch, optimizers)
+bare:    for each step: batch = next_batch(gen); model.train_step(batch, optimizers)
 trainer: components.training.trainer.train (LR schedule, loss checks, EMA for the GAN,
          logging, progress) over the same steps; its own loop time, without the final
          checkpoint write.
@@ -40,15 +40,15 @@ CASES = {
 
 def bare(family, args, batches, steps, device) -> float:
     torch.manual_seed(0)
-    objective = build_model(family, args)
-    for m in objective.modules().values():
+    model = build_model(family, args)
+    for m in model.modules().values():
         m.to(device).train()
-    optimizers = objective.make_optimizers(2e-4)
+    optimizers = model.make_optimizers(2e-4)
     next_batch, gen = batches(device), torch.Generator().manual_seed(0)
     start = time.perf_counter()
     for _ in range(steps):
         with autocast(device):
-            objective.train_step(next_batch(gen), optimizers, 1.0)
+            model.train_step(next_batch(gen), optimizers, 1.0)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start
@@ -56,9 +56,9 @@ def bare(family, args, batches, steps, device) -> float:
 
 def trainer(family, args, batches, steps, device) -> float:
     torch.manual_seed(0)
-    objective = build_model(family, args)
+    model = build_model(family, args)
     with tempfile.TemporaryDirectory() as tmp:
-        result = train(objective, batches(device), TrainConfig(steps=steps, log_every=steps, lr=2e-4),
+        result = train(model, batches(device), TrainConfig(steps=steps, log_every=steps, lr=2e-4),
                        Path(tmp), {}, 0, device)
     return result.seconds
 

@@ -48,8 +48,8 @@ def run(out: str, resume: bool, slow: bool = False):
 
 
 def _weights(path):
-    objective, meta = load_checkpoint(Path(path))
-    return {f"{n}.{k}": v for n, m in objective.modules().items() for k, v in m.state_dict().items()}, meta
+    model, meta = load_checkpoint(Path(path))
+    return {f"{n}.{k}": v for n, m in model.modules().items() for k, v in m.state_dict().items()}, meta
 
 
 @pytest.mark.slow
