@@ -103,6 +103,27 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class MonitorConfig:
+    """What `genloop monitor` counts as drift (components/monitoring/). Three kinds:
+    data (the newest data vs the champion's training data), staleness (the champion's
+    metric on the newest data vs at promotion), output (served generations vs a
+    reference sampled the way the service samples)."""
+    data_samples: int = 500              # files (images) compared per side; text: chunks (>= 200: below
+                                         # that the PCA-then-MMD test over-fires, BENCHMARKS.md)
+    text_chunk_chars: int = 512          # text: the corpus is compared in chunks of this size
+    embedding_method: str = "mmd"        # Evidently embedding drift: "mmd" or "model" (classifier ROC AUC)
+    embedding_threshold: float = 0.01    # mmd: MMD^2 (median-heuristic RBF); model: a ROC AUC, e.g. 0.55
+    pca_components: int = 20             # embeddings reduced (PCA fitted on the reference) before the test
+    class_share_tv: float = 0.1          # images: total variation of class shares that counts as drift
+    staleness: bool = True               # score the champion on the newest data
+    staleness_tolerance: float = 0.05    # text: relative perplexity rise that counts (images use the FID interval)
+    output_reference_samples: int = 2000  # generations in the served-output reference
+    min_output_rows: int = 200           # fewer served rows: no output-drift verdict
+    output_drift_share: float = 0.5      # share of output columns drifted that counts as output drift
+    retrain_on: tuple[str, ...] = ("data", "staleness")   # kinds whose drift starts retraining
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "dcgan-digits"
     seed: int = 0
@@ -114,6 +135,7 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     package: bool = True             # build a bento when the model is promoted
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,3 +222,23 @@ def check_config(cfg: RunConfig) -> None:
         raise GenloopError(f"config: train.lr must be > 0, got {cfg.train.lr}.")
     if not 0 < cfg.data.holdout_fraction < 0.5:
         raise GenloopError("config: data.holdout_fraction must be in (0, 0.5).")
+    m = cfg.monitor
+    if m.embedding_method not in ("mmd", "model"):
+        raise GenloopError(f"config: monitor.embedding_method must be 'mmd' or 'model', got {m.embedding_method!r}.")
+    unknown = set(m.retrain_on) - {"data", "staleness", "output"}
+    if unknown:
+        raise GenloopError(f"config: monitor.retrain_on takes data, staleness and output; unknown: {sorted(unknown)}.")
+    if m.embedding_method == "model" and not 0.5 < m.embedding_threshold < 1:
+        raise GenloopError(f"config: with monitor.embedding_method 'model' the threshold is a ROC AUC in (0.5, 1), "
+                           f"e.g. 0.55; got {m.embedding_threshold}.")
+    if m.pca_components <= 0:
+        raise GenloopError(f"config: monitor.pca_components must be > 0, got {m.pca_components}.")
+    for key in ("embedding_threshold", "class_share_tv", "staleness_tolerance", "output_drift_share"):
+        if not getattr(m, key) >= 0:
+            raise GenloopError(f"config: monitor.{key} must be >= 0, got {getattr(m, key)}.")
+    if m.data_samples < 200:
+        raise GenloopError(f"config: monitor.data_samples must be >= 200 (got {m.data_samples}): with fewer, "
+                           f"the embedding test fires on resamples of unchanged data.")
+    for key in ("data_samples", "output_reference_samples", "text_chunk_chars", "min_output_rows"):
+        if getattr(m, key) <= 0:
+            raise GenloopError(f"config: monitor.{key} must be > 0, got {getattr(m, key)}.")

@@ -56,6 +56,11 @@ class ProjectPaths:
         return self.state / "cache" / "fid"
 
     @property
+    def feature_cache(self) -> Path:
+        """Per-file content features (Inception for images), shared by evaluation and monitoring."""
+        return self.state / "cache" / "features.sqlite"
+
+    @property
     def domain_cache(self) -> Path:
         return self.state / "cache" / "domain"
 

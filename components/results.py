@@ -37,6 +37,7 @@ class Evaluated(StageResult):
     metric: str                          # the gate's metric: "fid" | "perplexity"
     metrics: dict[str, Any] = field(default_factory=dict)     # metrics.json
     reference_csv: str                   # per-generation features: the drift monitor's reference
+    generated_features: str = ""         # images: Inception features of the scored samples (staleness)
 
     @property
     def value(self) -> float:

@@ -28,7 +28,7 @@ def timed(stage):
     def wrapper(*args, **kwargs) -> StageResult:
         start = time.perf_counter()
         result = stage(*args, **kwargs)
-        return dataclasses.replace(result, seconds=round(time.perf_counter() - start, 2))
+        return dataclasses.replace(result, seconds=time.perf_counter() - start)
     return wrapper
 
 
@@ -93,10 +93,12 @@ def evaluate(ctx: RunContext, trained: Trained) -> Evaluated:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if model.modality == "image":
+        from components.data.images import list_images
         from components.data.loaders import run_images
         from components.evaluation.run import evaluate_images
+        files = [path for path, _ in list_images(ctx.dataset_dir)]
         metrics, features, sample_file = evaluate_images(run_images(ctx), ctx.config, model, ctx.dataset_md5,
-                                                         ctx.paths, out, str(device))
+                                                         ctx.paths, out, str(device), files)
     else:
         from components.data.loaders import run_text
         from components.evaluation.run import evaluate_text
@@ -105,9 +107,11 @@ def evaluate(ctx: RunContext, trained: Trained) -> Evaluated:
     metrics_path = _write_json(out / "metrics.json", metrics)
     reference = out / "reference.csv"
     pd.DataFrame(features).to_csv(reference, index=False)
+    generated = out / "generated_features.npy"
     return Evaluated(figure=f"{model.metric} {metrics[model.metric]:.3f}",
                      files=(metrics_path, sample_file, str(reference)), metric=model.metric,
-                     metrics=metrics, reference_csv=str(reference))
+                     metrics=metrics, reference_csv=str(reference),
+                     generated_features=str(generated) if generated.is_file() else "")
 
 
 @timed
@@ -162,6 +166,8 @@ def package(ctx: RunContext, trained: Trained, evaluated: Evaluated, audited: Au
                 "decision": gated.reason, "scorecard": gated.challenger.to_metadata(), "config": cfg.to_dict(),
                 "class_names": list(cfg.data.labels), "modality": cfg.data.kind}
     files = {"checkpoint": Path(trained.checkpoint), "reference.csv": Path(evaluated.reference_csv)}
+    if evaluated.generated_features:
+        files["generated_features.npy"] = Path(evaluated.generated_features)
     tag, bento = promote(cfg.name, files, {"family": cfg.model.family, "modality": cfg.data.kind}, metadata,
                          ctx.run_dir / "bento" if cfg.package else None,
                          replaces=gated.champion.tag if gated.champion else None)

@@ -23,7 +23,7 @@ def write_summary(ctx, stages: RunStages) -> dict:
         "run_id": ctx.run_id, "run_dir": str(ctx.run_dir), "model_name": ctx.config.name,
         "data_md5": data.data_md5, "data_matches_dvc": data.data_matches_dvc, "data_rev": data.data_rev,
         "git_sha": ctx.git_sha,
-        "stages": [{"stage": name, "figure": result.figure, "seconds": result.seconds,
+        "stages": [{"stage": name, "figure": result.figure, "seconds": round(result.seconds, 2),
                     "files": [shown(f) for f in result.files]} for name, result in rows.items()],
         "promoted": stages.gate.promote, "decision": stages.gate.reason,
         "model_tag": stages.package.model_tag, "bento_tag": stages.package.bento_tag,

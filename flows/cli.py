@@ -171,7 +171,9 @@ def train(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
 
 @app.command()
 def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`), exactly."),
-          port: int = typer.Option(3000, help="HTTP port.")) -> None:
+          port: int = typer.Option(3000, help="HTTP port."),
+          follow: bool = typer.Option(False, "--follow", help="Move to a newly promoted champion without a "
+                                      "restart (responses' model_tag changes; no request fails).")) -> None:
     """Serve the bento of MODEL's champion with `bentoml serve` (POST /generate)."""
     import subprocess
 
@@ -180,7 +182,8 @@ def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config
 
     root = _setup()
     bento = champion_bento(model)
-    env = {**os.environ, "GENLOOP_MONITOR_DIR": str(ProjectPaths.at(root).monitoring(model))}
+    env = {**os.environ, "GENLOOP_MONITOR_DIR": str(ProjectPaths.at(root).monitoring(model)),
+           "GENLOOP_FOLLOW": "1" if follow else ""}
     typer.echo(f"serving {bento.tag} on http://127.0.0.1:{port}  (logs: {env['GENLOOP_MONITOR_DIR']})")
     cmd = [sys.executable, "-m", "bentoml", "serve", str(bento.tag), "--port", str(port)]
     raise typer.Exit(subprocess.call(cmd, env=env))
@@ -212,26 +215,48 @@ def champion(model: str = typer.Argument(..., help="Model name (the config's `na
 
 @app.command()
 def monitor(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`)."),
+            checks: str = typer.Option("data,staleness,output", help="Which drift to check, comma-separated: "
+                                       "data (newest data vs the champion's training data), staleness (the "
+                                       "champion's metric on the newest data), output (served generations)."),
+            data_rev: Optional[str] = typer.Option(None, help="Newest data = data.dvc at this git revision "
+                                                   "(default: data/ as it is)."),
+            data_dir: Optional[Path] = typer.Option(None, help="Newest data = this incoming folder (holding "
+                                                    "the dataset folder, e.g. digits/)."),
             log_dir: Optional[Path] = typer.Option(None, help="Serving log dir (default: where `genloop serve` "
                                                    "logs, .genloop/monitoring/MODEL)."),
-            threshold: float = typer.Option(0.5, help="Drift share that counts as drift.")) -> None:
-    """Run the monitoring flow (Prefect): Evidently drift of served generations vs the reference."""
+            config: Optional[Path] = typer.Option(None, help="Take the monitor: section from this config "
+                                                  "(default: the one the champion was trained with)."),
+            set_: list[str] = typer.Option([], "--set", help="monitor.* overrides, e.g. monitor.data_samples=200.")
+            ) -> None:
+    """Run the monitoring flow (Prefect): data drift, staleness and output drift of the champion.
+
+    Exits 0 when nothing fired, 3 when drift fired (and the drift event was emitted).
+    """
     root = _setup()
     from flows.monitoring import monitor as monitor_flow
 
-    result = monitor_flow(str(root), model, str(log_dir) if log_dir else None, threshold)
-    typer.echo(f"drift share {result['drift_share']:.2f} ({len(result['drifted_columns'])} of "
-               f"{len(result['columns'])} columns drifted: {', '.join(result['drifted_columns']) or 'none'}); "
-               f"reference {result['reference_rows']} rows, current {result['current_rows']} rows")
-    typer.echo(f"report: {result['html_path']}\n        {result['json_path']}")
-    if result["drift_detected"]:
-        typer.secho("DRIFT detected: event genloop.drift.detected emitted.", fg="red")
+    kinds = [k.strip() for k in checks.split(",") if k.strip()]
+    result = monitor_flow(str(root), model, kinds, str(log_dir) if log_dir else None, data_rev,
+                          str(data_dir) if data_dir else None, str(config) if config else None,
+                          _parse_overrides(set_))
+    typer.echo(f"champion {result['model_tag']}; newest data {result['newest']['label'] or '-'}")
+    for c in result["checks"]:
+        typer.echo(f"  {c['kind']:<9} {'FIRED' if c['fired'] else 'ok':<5}  {c['summary']}")
+    typer.echo(f"report: {result['report_path']}")
+    if result["event"]:
+        typer.secho(f"DRIFT ({', '.join(result['fired'])}): event {result['event']} emitted"
+                    + (f" (retrain on data {result['payload']['data_rev'][:12] or 'data/ as it is'})"
+                       if result["retrain"] else " (alert only: retraining on the same data would not help)"),
+                    fg="red")
+        raise typer.Exit(3)
 
 
 @app.command()
 def schedule(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAML config under configs/."),
              cron: str = typer.Option("0 3 * * 1", help="Retraining schedule (cron)."),
              monitor_cron: str = typer.Option("0 * * * *", help="Monitoring schedule (cron); '' for none."),
+             monitor_checks: str = typer.Option("data,staleness", help="What the scheduled monitor checks "
+                                                "(add output once the champion is served)."),
              set_: list[str] = typer.Option([], "--set", help="Config overrides for scheduled runs.")) -> None:
     """Serve the retraining deployment (cron + drift trigger) and the monitoring deployment.
 
@@ -249,7 +274,8 @@ def schedule(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help
                            "then `export PREFECT_API_URL=http://127.0.0.1:4200/api` and retry.")
     from flows.deployments import build_deployments, serve_deployments
 
-    serve_deployments(build_deployments(str(root), str(config), cfg.name, overrides, cron, monitor_cron or None))
+    serve_deployments(build_deployments(str(root), str(config), cfg.name, overrides, cron, monitor_cron or None,
+                                        tuple(k.strip() for k in monitor_checks.split(",") if k.strip())))
 
 
 def main() -> None:

@@ -1,39 +1,69 @@
-"""The drift-monitoring flow: serving logs vs the evaluation-time reference -> Evidently."""
+"""The drift-monitoring flow: components/monitoring/run.py checks the champion; on drift
+of a kind the config retrains on, the flow emits `genloop.drift.detected` carrying what
+drifted and the data version (the retraining deployment's trigger passes it on);
+output drift alone emits `genloop.drift.output` (an alert: retraining on the same data
+would not change it)."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components.monitoring.run import check_drift, load_frames
-from components.paths import ProjectPaths
+from components.monitoring.run import CHECKS, MonitorResult, monitor_model
 
 DRIFT_EVENT = "genloop.drift.detected"
+OUTPUT_EVENT = "genloop.drift.output"
+
+check = task(monitor_model, name="check", cache_policy=NO_CACHE)
 
 
-@task(cache_policy=NO_CACHE)
-def load(root: str, model_name: str, log_dir: str | None):
-    return load_frames(Path(root), model_name, Path(log_dir) if log_dir else None)
+def first_time(root: str, result: MonitorResult, event: str) -> bool:
+    """True once per (event, champion, newest data md5, kinds): records it in .genloop."""
+    import json
+
+    from components.paths import ProjectPaths
+
+    path = ProjectPaths.at(root).state / "monitor-events.json"
+    key = "|".join([event, result.model_tag, result.newest["data_md5"], ",".join(sorted(result.fired))])
+    seen = json.loads(path.read_text()) if path.is_file() else []
+    if key in seen:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(seen + [key]))
+    tmp.replace(path)
+    return True
 
 
-@task(cache_policy=NO_CACHE)
-def report(reference, current, columns, out_dir: str) -> dict:
-    return asdict(check_drift(reference, current, columns, Path(out_dir)))
+def markdown(result: MonitorResult) -> str:
+    rows = "\n".join(f"| {c.kind} | {'FIRED' if c.fired else 'ok'} | {c.score:.4g} | {c.threshold:.4g} | {c.summary} |"
+                     for c in result.checks)
+    return (f"# Monitor {result.model_name}\n\nchampion `{result.model_tag}`, newest data "
+            f"{result.newest['label'] or '-'} (md5 {result.newest['data_md5'] or '-'})\n\n"
+            f"| check | verdict | score | threshold | summary |\n|---|---|---|---|---|\n{rows}\n\n"
+            f"retrain: {'yes' if result.retrain else 'no'}\n")
 
 
 @flow(name="genloop-monitor", log_prints=True)
-def monitor(root: str, model_name: str, log_dir: str | None = None,
-            drift_threshold: float = 0.5) -> dict:
-    reference, current, columns, tag = load(root, model_name, log_dir)
-    out_dir = ProjectPaths.at(root).monitor_run(model_name)
-    result = report(reference, current, columns, str(out_dir))
-    result["model_tag"] = tag
-    result["drift_detected"] = result["drift_share"] >= drift_threshold
-    if result["drift_detected"]:
+def monitor(root: str, model_name: str, checks: list[str] | None = None, log_dir: str | None = None,
+            data_rev: str | None = None, data_dir: str | None = None, config_path: str | None = None,
+            overrides: dict | None = None) -> dict:
+    result = check(root, model_name, tuple(checks or CHECKS), log_dir=log_dir, data_rev=data_rev or None,
+                   data_dir=data_dir, config_path=config_path, overrides=overrides)
+    create_markdown_artifact(markdown(result), key=f"monitor-{model_name}",
+                             description=f"genloop monitor {model_name}")
+    for c in result.checks:
+        print(f"{c.kind}: {'FIRED' if c.fired else 'ok'} - {c.summary}")
+    event = DRIFT_EVENT if result.retrain else OUTPUT_EVENT if result.fired else None
+    if event and not first_time(root, result, event):
+        print(f"{event} already emitted for {result.model_tag} on data {result.newest['data_md5'] or '-'}: "
+              f"not emitted again (a retraining that was not promoted must not restart every monitor run)")
+        event = None
+    if event:
         from prefect.events import emit_event
-        emit_event(event=DRIFT_EVENT, resource={"prefect.resource.id": f"genloop.model.{model_name}"},
-                   payload={"drift_share": result["drift_share"], "model_tag": tag,
-                            "drifted_columns": result["drifted_columns"]})
-    return result
+
+        emit_event(event=event, resource={"prefect.resource.id": f"genloop.model.{model_name}"},
+                   payload=result.event_payload())
+    return {**asdict(result), "retrain": result.retrain, "event": event, "payload": result.event_payload()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -175,3 +176,50 @@ def materialize_revision(root: Path, rev: str) -> tuple[Path, str, str]:
     if got != md5:
         raise GenloopError(f"data fetched for {rev} hashes to {got}, not {md5} as data.dvc says.")
     return dest, sha, md5
+
+
+def _object(base: Path, md5: str) -> Path:
+    return base / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def materialize_md5(root: Path, md5: str) -> Path:
+    """data/ as DVC hashed it to `md5` (a model's recorded data md5), rebuilt into
+    .genloop/data-revs/<md5> from the DVC cache, else from a local-folder remote.
+    Nothing is written unless every file is found and the folder hashes to `md5`."""
+    import shutil
+
+    from components.atomic import atomic_dir
+    from components.data.datasets import _remote_dir
+
+    root = Path(root).resolve()
+    dest = ProjectPaths.at(root).data_revision(md5)
+    if dest.is_dir() and folder_md5(dest) == md5:
+        return dest
+    if (data := ProjectPaths.at(root).data).is_dir() and folder_md5(data) == md5:
+        return data
+    remote = _remote_dir(root) if (root / ".dvc").is_dir() else None
+    stores = [root / ".dvc" / "cache"] + ([remote] if remote else [])
+    manifest = next((p for s in stores if (p := _object(s, md5 + ".dir")).is_file()), None)
+    if manifest is None:
+        raise GenloopError(f"data version {md5} is in neither the DVC cache nor the local remote: it was "
+                           f"never committed (`genloop data add` / `dvc add data && dvc push`), or the cache "
+                           f"was cleared; `dvc pull` at the git revision that recorded it brings it back.")
+    try:
+        entries = json.loads(manifest.read_text())
+    except ValueError:
+        raise GenloopError(f"the DVC manifest {manifest} of data version {md5} is corrupt; "
+                           f"`dvc pull` at the git revision that recorded it repairs it.") from None
+    with dvc_lock(root), atomic_dir(dest) as tmp:
+        for entry in entries:
+            source = next((p for s in stores if (p := _object(s, entry["md5"])).is_file()), None)
+            if source is None:
+                raise GenloopError(f"file {entry['relpath']} ({entry['md5']}) of data version {md5} is "
+                                   f"missing from the DVC cache and remote; `dvc pull` it first.")
+            target = tmp / entry["relpath"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        got = folder_md5(tmp)
+        if got != md5:
+            raise GenloopError(f"data version {md5} rebuilt from the DVC cache hashes to {got}; the cache "
+                               f"is damaged: `dvc cache dir`, then `dvc pull` to repair.")
+    return dest

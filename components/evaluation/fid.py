@@ -92,16 +92,20 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
-def reference_stats(images_uint8, dataset_md5: str, cache_dir: Path, device: str = "cpu"):
+def reference_stats(images_uint8, dataset_md5: str, cache_dir: Path, device: str = "cpu", features_of=None,
+                    count: int | None = None):
     """Features and statistics of the real images, cached by dataset md5, network hash,
-    resize mode and count. Returns (mu, sigma, features, cached)."""
+    resize mode and count. `features_of()` computes the features when given (the per-file
+    cache of components/monitoring/embeddings.py; then `images_uint8` may be None and `count`
+    says how many images it scores). Returns (mu, sigma, features, cached)."""
     cache_dir = Path(cache_dir)
-    key = f"{dataset_md5}-{network_hash()[:12]}-{RESIZE_MODE}-{images_uint8.shape[0]}.npz"
+    count = images_uint8.shape[0] if count is None else count
+    key = f"{dataset_md5}-{network_hash()[:12]}-{RESIZE_MODE}-{count}.npz"
     path = cache_dir / key
     if path.is_file():
         cached = np.load(path)
         return cached["mu"], cached["sigma"], cached["features"], True
-    features = inception_features(images_uint8, device=device)
+    features = features_of() if features_of else inception_features(images_uint8, device=device)
     mu, sigma = feature_stats(features)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from components.config import RunConfig
@@ -20,8 +21,17 @@ def domain_model(data, cfg: RunConfig, dataset_md5: str, paths: ProjectPaths):
     return domain_classifier(data.images, data.labels, len(cfg.data.labels), dataset_md5, paths.domain_cache)
 
 
+def reference_pick(n_items: int, k: int) -> torch.Tensor:
+    """The real items scored against: a seeded pick, the same for evaluation and the drift
+    monitor, so both read the same per-file features."""
+    return torch.randperm(n_items, generator=torch.Generator().manual_seed(0))[:k]
+
+
 def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str, paths: ProjectPaths, out: Path,
-                    device: str) -> tuple[dict, list[dict], str]:
+                    device: str, files: list[Path] | None = None) -> tuple[dict, list[dict], str]:
+    """FID and friends. `files` (the dataset's files in load order) routes the reference
+    features through the per-file cache; the generated features land in
+    out/generated_features.npy for the monitor's staleness check."""
     from components.data.images import to_uint8
     from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
     from components.evaluation.image_metrics import (fid_bootstrap, kernel_inception_distance,
@@ -30,14 +40,22 @@ def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str,
     from components.report import save_grid
 
     e = cfg.evaluate
-    pick = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))[:e.reference_samples]
+    pick = reference_pick(len(data.images), e.reference_samples)
     real = to_uint8(data.images[pick])
-    mu_r, sigma_r, real_features, cached = reference_stats(real, dataset_md5, paths.fid_cache, device)
+    features_of = None
+    if files is not None:
+        from components.monitoring.embeddings import image_embeddings
+
+        def features_of():
+            return image_embeddings([files[i] for i in pick.tolist()], cfg.data.channels, paths.feature_cache,
+                                    device)[0]
+    mu_r, sigma_r, real_features, cached = reference_stats(real, dataset_md5, paths.fid_cache, device, features_of)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     labels = data.labels[torch.randint(0, len(data.labels), (e.samples,), generator=gen)]
     fake_float, labels = model.sample(e.samples, cfg.seed + 1, labels=labels)
     fake = to_uint8(fake_float)
     fake_features = inception_features(fake, device=device)
+    np.save(out / "generated_features.npy", fake_features.astype(np.float32))   # the network's own float32
     metrics = {"fid": frechet_distance(*feature_stats(fake_features), mu_r, sigma_r),
                "samples": int(fake.shape[0]), "reference_samples": int(real.shape[0]),
                "reference_cached": cached}

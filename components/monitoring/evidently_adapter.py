@@ -57,3 +57,56 @@ def drift_report(reference, current, numerical: list[str], categorical: list[str
                          str(html), str(js), len(reference), len(current))
     js.write_text(json.dumps({**asdict(result), "evidently": raw}, indent=2, default=str))
     return result
+
+
+def embedding_drift_report(reference_emb, current_emb, reference_desc, current_desc, numerical: list[str],
+                           categorical: list[str], monitor_cfg, out_dir: Path) -> dict:
+    """Evidently's embedding drift (MMD or classifier) on content features, and its column
+    drift on scalar descriptors, in one report. The embedding rule is the method's own
+    non-bootstrap rule (score above `embedding_threshold`), decided here from the score
+    because Evidently's v2 metric returns only the score."""
+    import numpy as np
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import EmbeddingsDrift
+    from evidently.metrics.embeddings import MMDDriftMethod, ModelDriftMethod
+    from evidently.presets import DataDriftPreset
+
+    m = monitor_cfg
+    names = [f"emb_{i}" for i in range(reference_emb.shape[1])]
+    if not np.isfinite(reference_emb).all() or not np.isfinite(current_emb).all():
+        raise GenloopError("content features hold NaN or inf: a file decodes to garbage; check the data "
+                           "with `genloop validate`.")
+    frames = [pd.concat([pd.DataFrame(emb, columns=names), desc.reset_index(drop=True)], axis=1)
+              for emb, desc in ((reference_emb, reference_desc), (current_emb, current_desc))]
+    components = min(m.pca_components, reference_emb.shape[1], len(reference_emb) - 1)
+    method = (MMDDriftMethod(threshold=m.embedding_threshold, pca_components=components)
+              if m.embedding_method == "mmd" else
+              ModelDriftMethod(threshold=m.embedding_threshold, pca_components=components))
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical,
+                                embeddings={"content": names})
+    report = Report([EmbeddingsDrift(embeddings_name="content", drift_method=method),
+                     DataDriftPreset(columns=numerical + categorical)])
+    snapshot = report.run(Dataset.from_pandas(frames[1], data_definition=definition),
+                          Dataset.from_pandas(frames[0], data_definition=definition))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html, js = out_dir / "data_drift.html", out_dir / "data_drift.json"
+    snapshot.save_html(str(html))
+    raw = snapshot.dict()
+    score, columns = float("nan"), {}
+    for metric in raw["metrics"]:
+        config = metric["config"]
+        if config["type"].endswith("EmbeddingsDrift"):
+            score = float(metric["value"])
+        elif config["type"].endswith("ValueDrift"):
+            method_name, value, threshold = config["method"], float(metric["value"]), config["threshold"]
+            drifted = value < threshold if "p_value" in method_name else value >= threshold
+            columns[config["column"]] = {"method": method_name, "value": value, "threshold": threshold,
+                                         "drifted": drifted}
+    result = {"embedding_drift_score": score, "embedding_method": m.embedding_method,
+              "descriptor_columns": columns, "drifted_descriptors": [c for c, v in columns.items() if v["drifted"]],
+              "html_path": str(html), "json_path": str(js),
+              "reference_rows": len(reference_emb), "current_rows": len(current_emb)}
+    js.write_text(json.dumps({**result, "evidently": raw}, indent=2, default=str))
+    return result

@@ -46,7 +46,12 @@ def _completed_runs(api: str) -> list[dict]:
     return runs
 
 
-def test_drift_event_starts_retraining(data_project, tmp_path):
+def test_drift_event_starts_retraining_on_its_data_version(data_project, tmp_path):
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "add", "data.dvc", ".dvc"], cwd=data_project, check=True)
+    subprocess.run([*git, "commit", "-qm", "data v1", "--allow-empty"], cwd=data_project, check=True)
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=data_project, capture_output=True, text=True,
+                         check=True).stdout.strip()
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
@@ -70,12 +75,14 @@ def test_drift_event_starts_retraining(data_project, tmp_path):
         subprocess.run([sys.executable, "-c",
                         "from prefect.events import emit_event; emit_event("
                         "event='genloop.drift.detected', "
-                        "resource={'prefect.resource.id': 'genloop.model.dcgan-digits'})"],
+                        "resource={'prefect.resource.id': 'genloop.model.dcgan-digits'}, "
+                        f"payload={{'kinds': ['data'], 'data_rev': '{rev}'}})"],
                        env=env, check=True, timeout=60)
         runs = _wait(lambda: _completed_runs(api), 240, "a triggered retraining run", procs)
         deployment = httpx.get(f"{api}/deployments/{runs[0]['deployment_id']}", timeout=5).json()
         assert deployment["name"] == "retrain-dcgan-digits"
         assert runs[0]["parameters"]["overrides"]["train.steps"] == TINY_DCGAN["train.steps"]
+        assert runs[0]["parameters"]["data_rev"] == rev          # retrained on the event's data version
     finally:
         for proc in reversed(procs):
             proc.terminate()
