@@ -11,30 +11,12 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components.monitoring.run import CHECKS, MonitorResult, monitor_model
+from components.monitoring.run import CHECKS, MonitorResult, first_emission, monitor_model
 
 DRIFT_EVENT = "genloop.drift.detected"
 OUTPUT_EVENT = "genloop.drift.output"
 
 check = task(monitor_model, name="check", cache_policy=NO_CACHE)
-
-
-def first_time(root: str, result: MonitorResult, event: str) -> bool:
-    """True once per (event, champion, newest data md5, kinds): records it in .genloop."""
-    import json
-
-    from components.paths import ProjectPaths
-
-    path = ProjectPaths.at(root).state / "monitor-events.json"
-    key = "|".join([event, result.model_tag, result.newest["data_md5"], ",".join(sorted(result.fired))])
-    seen = json.loads(path.read_text()) if path.is_file() else []
-    if key in seen:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(seen + [key]))
-    tmp.replace(path)
-    return True
 
 
 def markdown(result: MonitorResult) -> str:
@@ -57,7 +39,7 @@ def monitor(root: str, model_name: str, checks: list[str] | None = None, log_dir
     for c in result.checks:
         print(f"{c.kind}: {'FIRED' if c.fired else 'ok'} - {c.summary}")
     event = DRIFT_EVENT if result.retrain else OUTPUT_EVENT if result.fired else None
-    if event and not first_time(root, result, event):
+    if event and not first_emission(root, result, event):
         print(f"{event} already emitted for {result.model_tag} on data {result.newest['data_md5'] or '-'}: "
               f"not emitted again (a retraining that was not promoted must not restart every monitor run)")
         event = None

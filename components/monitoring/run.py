@@ -188,3 +188,21 @@ def monitor_model(root: Path, model_name: str, checks: tuple[str, ...] = CHECKS,
     (out_dir / "monitor.json").write_text(json.dumps(
         {**asdict(result), "retrain": result.retrain, "event": result.event_payload()}, indent=2, default=str))
     return result
+
+
+def first_emission(root: Path, result: MonitorResult, event: str) -> bool:
+    """True the first time (event, champion, newest data md5, kinds) is seen; records it in
+    .genloop/monitor-events.json so a retraining that was not promoted is not restarted
+    by every later monitor run on the same data."""
+    from components.paths import ProjectPaths
+
+    path = ProjectPaths.at(root).state / "monitor-events.json"
+    key = "|".join([event, result.model_tag, result.newest["data_md5"], ",".join(sorted(result.fired))])
+    seen = json.loads(path.read_text()) if path.is_file() else []
+    if key in seen:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(seen + [key]))
+    tmp.replace(path)
+    return True

@@ -147,3 +147,16 @@ def test_file_features_equal_the_tensor_path_fid_used(data_project, tmp_path):
     direct = inception_features(to_uint8(data.images[pick]))
     cached, computed = image_embeddings([files[i] for i in pick.tolist()], 1, tmp_path / "f.sqlite")
     assert computed == 20 and np.array_equal(direct, cached)
+
+
+def test_a_drift_event_is_emitted_once_per_champion_data_and_kinds(tmp_path):
+    from components.monitoring.run import MonitorResult, first_emission
+
+    def result(md5: str, fired: list[str]) -> MonitorResult:
+        return MonitorResult("m", "m:1", {"label": "data/", "data_md5": md5, "data_rev": ""}, "old", [],
+                             ("data",), "", 0.0, fired)
+
+    assert first_emission(tmp_path, result("v2", ["data"]), "genloop.drift.detected")
+    assert not first_emission(tmp_path, result("v2", ["data"]), "genloop.drift.detected")
+    assert first_emission(tmp_path, result("v3", ["data"]), "genloop.drift.detected")        # newer data
+    assert first_emission(tmp_path, result("v2", ["data", "staleness"]), "genloop.drift.detected")
