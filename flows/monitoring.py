@@ -11,21 +11,12 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components.monitoring.run import CHECKS, MonitorResult, first_emission, monitor_model
+from components.monitoring.run import CHECKS, first_emission, monitor_model
 
 DRIFT_EVENT = "genloop.drift.detected"
 OUTPUT_EVENT = "genloop.drift.output"
 
 check = task(monitor_model, name="check", cache_policy=NO_CACHE)
-
-
-def markdown(result: MonitorResult) -> str:
-    rows = "\n".join(f"| {c.kind} | {'FIRED' if c.fired else 'ok'} | {c.score:.4g} | {c.threshold:.4g} | {c.summary} |"
-                     for c in result.checks)
-    return (f"# Monitor {result.model_name}\n\nchampion `{result.model_tag}`, newest data "
-            f"{result.newest['label'] or '-'} (md5 {result.newest['data_md5'] or '-'})\n\n"
-            f"| check | verdict | score | threshold | summary |\n|---|---|---|---|---|\n{rows}\n\n"
-            f"retrain: {'yes' if result.retrain else 'no'}\n")
 
 
 @flow(name="genloop-monitor", log_prints=True)
@@ -34,7 +25,7 @@ def monitor(root: str, model_name: str, checks: list[str] | None = None, log_dir
             overrides: dict | None = None) -> dict:
     result = check(root, model_name, tuple(checks or CHECKS), log_dir=log_dir, data_rev=data_rev or None,
                    data_dir=data_dir, config_path=config_path, overrides=overrides)
-    create_markdown_artifact(markdown(result), key=f"monitor-{model_name}",
+    create_markdown_artifact(result.markdown(), key=f"monitor-{model_name}",
                              description=f"genloop monitor {model_name}")
     for c in result.checks:
         print(f"{c.kind}: {'FIRED' if c.fired else 'ok'} - {c.summary}")

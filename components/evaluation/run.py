@@ -75,16 +75,23 @@ def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str,
     return metrics, image_features(fake, names), grid
 
 
-def evaluate_text(holdout: str, cfg: RunConfig, model: TextSampler, out: Path,
-                  device: str) -> tuple[dict, list[dict], str]:
+def heldout_perplexity(model: TextSampler, holdout: str, cfg: RunConfig, device: str) -> dict:
+    """Perplexity of held-out text with the evaluate: section's window, stride and limit
+    (the evaluation's score, and the monitor's staleness on newer text)."""
     from components.data.text import encode
     from components.evaluation.perplexity import corpus_perplexity
-    from components.monitoring.features import text_features
 
     limit = model.sequence_limit
     window = cfg.evaluate.window if limit is None else min(cfg.evaluate.window, limit)
-    metrics = corpus_perplexity(model.logits, encode(holdout), window, cfg.evaluate.max_windows, device,
-                                stride=min(cfg.evaluate.stride, window) or None)
+    return corpus_perplexity(model.logits, encode(holdout), window, cfg.evaluate.max_windows, device,
+                             stride=min(cfg.evaluate.stride, window) or None)
+
+
+def evaluate_text(holdout: str, cfg: RunConfig, model: TextSampler, out: Path,
+                  device: str) -> tuple[dict, list[dict], str]:
+    from components.monitoring.features import text_features
+
+    metrics = heldout_perplexity(model, holdout, cfg, device)
     prompts = [line[:24] for line in holdout.splitlines() if len(line) >= 24][:20] or ["The "]
     rows, samples = [], []
     for i, prompt in enumerate(prompts):

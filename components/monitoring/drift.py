@@ -196,16 +196,13 @@ def _image_staleness(champion, card, cfg: RunConfig, current_dir: Path, current_
 
 
 def _text_staleness(champion, card, cfg: RunConfig, current_dir: Path, device: str) -> Check:
-    from components.data.text import encode, load_corpus, split_corpus
-    from components.evaluation.perplexity import corpus_perplexity
+    from components.data.text import load_corpus, split_corpus
+    from components.evaluation.run import heldout_perplexity
     from components.models.io import load_checkpoint
 
     model, _ = load_checkpoint(Path(champion.path) / "checkpoint", device=device)
     _, holdout = split_corpus(load_corpus(current_dir), cfg.data.holdout_fraction)
-    limit = model.sequence_limit
-    window = cfg.evaluate.window if limit is None else min(cfg.evaluate.window, limit)
-    metrics = corpus_perplexity(model.logits, encode(holdout), window, cfg.evaluate.max_windows, device,
-                                stride=min(cfg.evaluate.stride, window) or None)
+    metrics = heldout_perplexity(model, holdout, cfg, device)
     now = float(metrics["perplexity"])
     bound = card.value * (1 + cfg.monitor.staleness_tolerance)
     fired = now > bound
@@ -256,10 +253,6 @@ def output_reference(champion, cfg: RunConfig, cache_dir: Path, device: str = "c
 def output_drift(reference, current, columns: dict, m: MonitorConfig, out_dir: Path) -> Check:
     from components.monitoring.evidently_adapter import drift_report
 
-    if len(current) < m.min_output_rows:
-        raise GenloopError(f"only {len(current)} served generations logged (monitor.min_output_rows is "
-                           f"{m.min_output_rows}): too few to judge output drift. Serve more traffic, or run "
-                           f"`genloop monitor --checks data,staleness`.")
     result = drift_report(reference, current, columns["numerical"], columns["categorical"], out_dir)
     fired = result.drift_share >= m.output_drift_share
     summary = (f"output columns drifted: {result.drift_share:.2f} "

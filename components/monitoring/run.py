@@ -40,6 +40,15 @@ class MonitorResult:
     def retrain(self) -> bool:
         return any(kind in self.retrain_on for kind in self.fired)
 
+    def markdown(self) -> str:
+        """The Prefect artifact: each check's verdict, score and rule."""
+        rows = "\n".join(f"| {c.kind} | {'FIRED' if c.fired else 'ok'} | {c.score:.4g} | {c.threshold:.4g} | "
+                         f"{c.summary} |" for c in self.checks)
+        return (f"# Monitor {self.model_name}\n\nchampion `{self.model_tag}`, newest data "
+                f"{self.newest['label'] or '-'} (md5 {self.newest['data_md5'] or '-'})\n\n"
+                f"| check | verdict | score | threshold | summary |\n|---|---|---|---|---|\n{rows}\n\n"
+                f"retrain: {'yes' if self.retrain else 'no'}\n")
+
     def event_payload(self) -> dict:
         """What the drift event carries: what drifted, and the data version to retrain on."""
         return {"model_tag": self.model_tag, "kinds": self.fired, "data_md5": self.newest["data_md5"],

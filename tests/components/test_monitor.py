@@ -160,3 +160,13 @@ def test_a_drift_event_is_emitted_once_per_champion_data_and_kinds(tmp_path):
     assert not first_emission(tmp_path, result("v2", ["data"]), "genloop.drift.detected")
     assert first_emission(tmp_path, result("v3", ["data"]), "genloop.drift.detected")        # newer data
     assert first_emission(tmp_path, result("v2", ["data", "staleness"]), "genloop.drift.detected")
+
+
+def test_the_monitor_artifact_lists_each_check_with_its_verdict():
+    from components.monitoring.drift import Check
+    from components.monitoring.run import MonitorResult
+
+    checks = [Check("data", True, 0.03, 0.01, "embedding drift 0.03 > 0.01"), Check("output", False, 0.25, 0.5, "ok")]
+    text = MonitorResult("m", "m:1", {"label": "data/", "data_md5": "abc", "data_rev": ""}, "old", checks,
+                         ("data",), "", 0.0, ["data"]).markdown()
+    assert "| data | FIRED | 0.03 | 0.01 |" in text and "| output | ok |" in text and "retrain: yes" in text
