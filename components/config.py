@@ -100,6 +100,9 @@ class GateConfig:
     margin: float = 0.0              # challenger must beat the champion by more than this
     use_interval: bool = True        # ... and by more than the challenger's FID bootstrap half-width
     allow_incomparable: bool = False  # compare scores on other datasets, metrics or sample counts
+    rescore_champion: bool = True     # champion scored on other data: re-score it on this run's data
+    require_approval: bool = False    # a person approves or rejects before packaging (genloop approve)
+    approval_timeout: int = 3600      # seconds to wait for that decision; no decision: not promoted
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,8 @@ def check_config(cfg: RunConfig) -> None:
         raise GenloopError(f"config: train.lr must be > 0, got {cfg.train.lr}.")
     if not 0 < cfg.data.holdout_fraction < 0.5:
         raise GenloopError("config: data.holdout_fraction must be in (0, 0.5).")
+    if cfg.gate.approval_timeout <= 0:
+        raise GenloopError(f"config: gate.approval_timeout must be > 0 seconds, got {cfg.gate.approval_timeout}.")
     m = cfg.monitor
     if m.embedding_method not in ("mmd", "model"):
         raise GenloopError(f"config: monitor.embedding_method must be 'mmd' or 'model', got {m.embedding_method!r}.")
