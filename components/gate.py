@@ -65,6 +65,15 @@ def differences(challenger: Scorecard, champion: Scorecard) -> list[str]:
     return out
 
 
+def needs_rescore(challenger: Scorecard, champion: Scorecard | None, policy: GateConfig) -> bool:
+    """A champion evaluated on other data or with another protocol, on the same metric, is
+    re-measured the challenger's way (components/evaluation/rescore.py) before `decide`,
+    unless `gate.rescore_champion` is off. This is what lets a retraining on new data
+    replace a champion trained on the old."""
+    return (champion is not None and policy.rescore_champion and champion.metric == challenger.metric
+            and bool(differences(challenger, champion)))
+
+
 def decide(challenger: Scorecard, champion: Scorecard | None, audits_passed: bool,
            audit_reasons: tuple[str, ...] | list[str], policy: GateConfig) -> Decision:
     """Promote only a challenger that passes its audits and has a finite score, when there

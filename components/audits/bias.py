@@ -24,7 +24,9 @@ def class_share_audit(predicted, requested, train_labels, num_classes: int, max_
     gen_share = counts / len(predicted)
     train_share = np.bincount(np.asarray(train_labels), minlength=num_classes) / len(train_labels)
     tv = 0.5 * float(np.abs(gen_share - train_share).sum())
-    p_value = float(chisquare(counts, train_share * len(predicted)).pvalue)
+    seen = train_share > 0          # classes the training data holds (a dataset may lack some)
+    p_value = (0.0 if counts[~seen].any()            # generated classes the data does not have
+               else float(chisquare(counts[seen], train_share[seen] * len(predicted)).pvalue))
     # per requested class: how often the classifier agrees (fairlearn's per-group view)
     frame = MetricFrame(metrics=accuracy_score, y_true=requested, y_pred=predicted, sensitive_features=requested)
     per_class = {str(k): float(v) for k, v in frame.by_group.items()}

@@ -158,19 +158,9 @@ def staleness(champion, cfg: RunConfig, current_dir: Path, current_md5: str, pat
 
 def _image_staleness(champion, card, cfg: RunConfig, current_dir: Path, current_md5: str, paths,
                      device: str) -> Check:
-    from components.data.images import list_images, to_uint8
-    from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
-    from components.monitoring.embeddings import image_embeddings
+    from components.data.images import list_images
+    from components.evaluation.rescore import image_fid
 
-    saved = Path(champion.path) / "generated_features.npy"
-    if saved.is_file():
-        fake = np.load(saved).astype(np.float64)
-    else:                                    # a champion packaged before features were kept
-        from components.models.io import load_checkpoint
-
-        model, _ = load_checkpoint(Path(champion.path) / "checkpoint", device=device)
-        images, _ = model.sample(cfg.evaluate.samples, cfg.seed + 1)
-        fake = inception_features(to_uint8(images), device=device)
     files = list_images(current_dir)
     known = set(cfg.data.labels)
     unknown = sorted({label for _, label in files} - known)
@@ -178,13 +168,10 @@ def _image_staleness(champion, card, cfg: RunConfig, current_dir: Path, current_
         raise GenloopError(f"the newest data holds none of the champion's classes ({', '.join(known)}); "
                            f"staleness cannot be scored.")
     k = int(card.protocol.get("reference_samples", cfg.evaluate.reference_samples))
+    samples = int(card.protocol.get("samples", cfg.evaluate.samples))
     # the reference of the newest data, picked and cached exactly as a retraining's evaluation
     # will (all classes, known or not: the world is what it is)
-    chosen = [files[i][0] for i in _pick(len(files), k)]
-    mu, sigma, _, _ = reference_stats(None, current_md5, paths.fid_cache, device,
-                                      lambda: image_embeddings(chosen, cfg.data.channels, paths.feature_cache,
-                                                               device)[0], count=len(chosen))
-    now = frechet_distance(*feature_stats(fake), mu, sigma)
+    now = image_fid(champion, cfg, current_dir, current_md5, samples, k, paths, device)
     half = float((champion.metadata.get("metrics") or {}).get("fid_interval", {}).get("half_width", 0.0))
     rise = now - card.value
     fired = rise > half
@@ -196,13 +183,9 @@ def _image_staleness(champion, card, cfg: RunConfig, current_dir: Path, current_
 
 
 def _text_staleness(champion, card, cfg: RunConfig, current_dir: Path, device: str) -> Check:
-    from components.data.text import load_corpus, split_corpus
-    from components.evaluation.run import heldout_perplexity
-    from components.models.io import load_checkpoint
+    from components.evaluation.rescore import text_perplexity
 
-    model, _ = load_checkpoint(Path(champion.path) / "checkpoint", device=device)
-    _, holdout = split_corpus(load_corpus(current_dir), cfg.data.holdout_fraction)
-    metrics = heldout_perplexity(model, holdout, cfg, device)
+    metrics = text_perplexity(champion, cfg, current_dir, device)
     now = float(metrics["perplexity"])
     bound = card.value * (1 + cfg.monitor.staleness_tolerance)
     fired = now > bound

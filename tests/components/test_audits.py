@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from components.audits.bias import class_share_audit, sentiment_gap_audit
 
 
@@ -53,3 +54,13 @@ def test_memorisation_audits_find_copies():
     corpus = "".join(rng.choice(list("abcdefgh "), 5000))
     assert text_memorisation([corpus[100:400]], corpus, 0.1)["verbatim_window_share"] == 1.0
     assert text_memorisation(["".join(rng.choice(list("abcdefgh "), 300))], corpus, 0.1)["passed"]
+
+
+def test_class_share_audit_on_data_missing_classes_gives_a_p_value():
+    """Digits 0-4 only, ten classes configured: the chi-square skips the classes the data
+    lacks (no NaN); a sample in one of those classes gives p = 0."""
+    train = np.repeat(np.arange(5), 20)
+    faithful = class_share_audit(train, train, train, 10, 0.25)
+    assert faithful["chi_square_p_value"] == pytest.approx(1.0) and faithful["passed"]
+    stray = np.concatenate([train[:-1], [7]])
+    assert class_share_audit(stray, stray, train, 10, 0.25)["chi_square_p_value"] == 0.0

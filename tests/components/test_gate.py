@@ -1,4 +1,5 @@
 """The gate: one test per rule of `decide`, and the scorecard's round trip through metadata."""
+import dataclasses
 import math
 
 import pytest
@@ -94,3 +95,18 @@ def test_scorecard_from_metrics_and_through_metadata():
     assert back == Scorecard("fid", 23.6, 1.2, "abc", {"samples": 500, "reference_samples": 400}, "m:2")
     text = Scorecard.of("perplexity", {"perplexity": 5.4, "tokens": 900, "window": 64, "stride": 64}, "t")
     assert text.half_width == 0.0 and text.protocol == {"tokens": 900, "window": 64, "stride": 64}
+
+
+def test_only_a_champion_on_other_data_or_protocol_with_the_same_metric_is_rescored():
+    from components.gate import needs_rescore
+
+    mine = Scorecard("fid", 20.0, 1.0, "new", {"samples": 500, "reference_samples": 500})
+    same = dataclasses.replace(mine, value=25.0)
+    other_data = dataclasses.replace(mine, dataset_md5="old")
+    other_count = dataclasses.replace(mine, protocol={"samples": 1000, "reference_samples": 500})
+    other_metric = Scorecard("perplexity", 5.0, 0.0, "old", {})
+    on = GateConfig()
+    assert not needs_rescore(mine, None, on) and not needs_rescore(mine, same, on)
+    assert needs_rescore(mine, other_data, on) and needs_rescore(mine, other_count, on)
+    assert not needs_rescore(mine, other_metric, on)
+    assert not needs_rescore(mine, other_data, dataclasses.replace(on, rescore_champion=False))
