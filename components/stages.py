@@ -137,19 +137,35 @@ def audit(ctx: RunContext, trained: Trained) -> Audited:
 
 @timed
 def gate(ctx: RunContext, evaluated: Evaluated, audited: Audited) -> Gated:
-    from components.gate import Scorecard, decide
+    from components.gate import Scorecard, decide, differences, needs_rescore
     from components.registry import champion_summary
 
     current = champion_summary(ctx.config.name)
     champion = None if current is None else Scorecard.from_metadata(current.tag, current.metadata.get("scorecard", {}))
+    at_promotion = champion
     challenger = Scorecard.of(evaluated.metric, evaluated.metrics, ctx.dataset_md5)
+    note = ""
+    if current is not None and needs_rescore(challenger, champion, ctx.config.gate):
+        from components.evaluation.rescore import rescore
+        from components.training.device import pick_device
+
+        gaps = "; ".join(differences(challenger, champion))
+        try:
+            champion = rescore(current, champion, challenger, ctx.config, ctx.dataset_dir, ctx.paths,
+                               str(pick_device()))
+            note = (f"champion {champion.tag} re-scored this run's way ({gaps}): {champion.metric} "
+                    f"{champion.value:.4g}, {at_promotion.value:.4g} at promotion. ")
+        except GenloopError as exc:
+            note = f"champion {champion.tag} could not be re-scored this run's way ({exc}). "
     decision = decide(challenger, champion, audited.passed, audited.reasons, ctx.config.gate)
+    reason = note + decision.reason
     path = _write_json(ctx.run_dir / "gate.json",
-                       {"promote": decision.promote, "reason": decision.reason,
+                       {"promote": decision.promote, "reason": reason,
                         "challenger": dataclasses.asdict(challenger),
-                        "champion": champion and dataclasses.asdict(champion)})
-    return Gated(figure=("PROMOTE: " if decision.promote else "KEEP: ") + decision.reason, files=(path,),
-                 promote=decision.promote, reason=decision.reason, challenger=challenger, champion=champion)
+                        "champion": champion and dataclasses.asdict(champion),
+                        "champion_at_promotion": at_promotion and dataclasses.asdict(at_promotion)})
+    return Gated(figure=("PROMOTE: " if decision.promote else "KEEP: ") + reason, files=(path,),
+                 promote=decision.promote, reason=reason, challenger=challenger, champion=champion)
 
 
 @timed

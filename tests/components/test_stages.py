@@ -128,3 +128,43 @@ def test_a_run_dir_from_an_older_genloop_is_a_clear_error(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"run_id": "x", "config": {}, "data_md5": "m"}))
     with pytest.raises(GenloopError, match="older genloop"):
         RunContext.load(tmp_path)
+
+
+def test_a_champion_from_other_data_is_rescored_before_the_gate_compares(chain, data_project, tmp_path):
+    """The chain's champion was scored on all ten digits; a run on digits 0-4 only (another
+    dataset md5) re-scores it on its own reference, the way it scored itself, and compares
+    like with like. With gate.rescore_champion off the gate refuses the comparison."""
+    import shutil
+
+    import numpy as np
+
+    from components.evaluation.fid import feature_stats, frechet_distance
+    from components.registry import champion_summary
+    from tests.conftest import make_project
+
+    root = make_project(tmp_path / "v1")
+    for digit in "01234":
+        shutil.copytree(data_project / "data" / "digits" / digit, root / "data" / "digits" / digit)
+    champion = champion_summary("stages-dcgan")
+    overrides = {**TINY_DCGAN, "name": "stages-dcgan", "package": False}
+    ctx = prepare_run(root, "configs/dcgan-digits.yaml", overrides)
+    assert ctx.dataset_md5 != chain["ctx"].dataset_md5
+    trained = stages.train(ctx, stages.augment(ctx))
+    evaluated, audited = stages.evaluate(ctx, trained), stages.audit(ctx, trained)
+    gated = stages.gate(ctx, evaluated, audited)
+    assert gated.champion.tag == champion.tag and gated.champion.dataset_md5 == ctx.dataset_md5
+    reference = np.load(next(ctx.paths.fid_cache.glob(f"{ctx.dataset_md5}-*-{TINY_DCGAN['evaluate.samples']}.npz")))
+    fake = np.load(champion.path / "generated_features.npy").astype(np.float64)
+    assert gated.champion.value == pytest.approx(frechet_distance(*feature_stats(fake), reference["mu"],
+                                                                  reference["sigma"]), rel=1e-9)
+    assert gated.champion.value != pytest.approx(chain["evaluate"].value)
+    assert f"champion {champion.tag} re-scored this run's way (dataset md5" in gated.reason
+    assert "not comparable" not in gated.reason
+    saved = json.loads((ctx.run_dir / "gate.json").read_text())
+    assert saved["champion_at_promotion"]["dataset_md5"] == chain["ctx"].dataset_md5
+    assert saved["champion"]["value"] == pytest.approx(gated.champion.value)
+
+    strict = dataclasses.replace(ctx, config=dataclasses.replace(
+        ctx.config, gate=dataclasses.replace(ctx.config.gate, rescore_champion=False)))
+    refused = stages.gate(strict, evaluated, audited)
+    assert not refused.promote and "not comparable" in refused.reason and "re-scored" not in refused.reason
