@@ -168,6 +168,17 @@ def gate(ctx: RunContext, evaluated: Evaluated, audited: Audited) -> Gated:
                  promote=decision.promote, reason=reason, challenger=challenger, champion=champion)
 
 
+def _trained_classes(ctx: RunContext) -> list[str]:
+    """The configured classes the training data held (a dataset may lack some: the
+    service then refuses those labels and draws unlabelled requests among these)."""
+    if ctx.config.data.kind != "image":
+        return []
+    from components.data.images import list_images
+
+    present = {label for _, label in list_images(ctx.dataset_dir)}
+    return [name for name in ctx.config.data.labels if name in present]
+
+
 @timed
 def package(ctx: RunContext, trained: Trained, evaluated: Evaluated, audited: Audited,
             gated: Gated) -> Packaged:
@@ -180,7 +191,8 @@ def package(ctx: RunContext, trained: Trained, evaluated: Evaluated, audited: Au
     metadata = {**ctx.provenance(), "metrics": evaluated.metrics,
                 "audit": {"bias": audited.bias, "memorisation": audited.memorisation},
                 "decision": gated.reason, "scorecard": gated.challenger.to_metadata(), "config": cfg.to_dict(),
-                "class_names": list(cfg.data.labels), "modality": cfg.data.kind}
+                "class_names": list(cfg.data.labels), "trained_classes": _trained_classes(ctx),
+                "modality": cfg.data.kind}
     files = {"checkpoint": Path(trained.checkpoint), "reference.csv": Path(evaluated.reference_csv)}
     if evaluated.generated_features:
         files["generated_features.npy"] = Path(evaluated.generated_features)

@@ -54,8 +54,8 @@ class Generator:
 
         model, _ = load_checkpoint(Path(stored.path) / "checkpoint")
         meta = stored.info.metadata
-        # one assignment: a request reads either the old triple or the new one
-        self.current = (model, list(meta.get("class_names") or []),
+        # one assignment: a request reads either the old model or the new one
+        self.current = (model, list(meta.get("class_names") or []), meta.get("trained_classes"),
                         {"model_tag": str(stored.tag), "dataset_md5": meta.get("dataset_md5"),
                          "data_md5": meta.get("data_md5"), "git_sha": meta.get("git_sha")})
 
@@ -73,7 +73,7 @@ class Generator:
             if stamp == self._seen:
                 return
             tag = (json.loads(aliases.read_text()).get(self.name) or {}).get("champion")
-            if tag and tag != self.current[2]["model_tag"]:
+            if tag and tag != self.current[3]["model_tag"]:
                 self._load(bentoml.models.get(tag))
                 print(f"genloop: now serving champion {tag}", flush=True)
             self._seen = stamp             # only once loaded: a failed load is retried
@@ -105,17 +105,16 @@ class Generator:
         noise) or n continuations of `prompt`."""
         seed = int(seed) if seed is not None else secrets.randbelow(2**31)
         self._follow()
-        model, class_names, provenance = self.current
+        model, class_names, trained, provenance = self.current
         if model.modality == "image":
             from components.data.images import to_uint8
+            from components.models.base import request_labels
             from components.monitoring.features import image_features
 
-            labels = None
-            if label is not None:
-                if label not in class_names:
-                    raise InvalidArgument(f"label {label!r} is not a class of this model; "
-                                          f"valid labels: {', '.join(class_names)}.")
-                labels = class_names.index(label)
+            try:
+                labels = request_labels(n, seed, label, class_names, trained)
+            except ValueError as exc:
+                raise InvalidArgument(str(exc)) from None
             images, indices = model.sample(n, seed, labels=labels, temperature=temperature)
             images = to_uint8(images)
             names = [class_names[i] if class_names else str(i) for i in indices.tolist()]

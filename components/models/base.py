@@ -154,6 +154,27 @@ def sample_labels(n: int, labels, num_classes: int, gen: torch.Generator) -> tor
     return labels.expand(n) if labels.dim() == 0 else labels
 
 
+def request_labels(n: int, seed: int, label: str | None, class_names: list[str],
+                   trained: list[str] | None = None):
+    """The classes one service request generates: its `label`'s index, or, without a label,
+    None (the model draws from all its classes) when it was trained on every class, else
+    n draws among the classes its training data held (`trained`). A label that is not a
+    class, or was not in the training data, is a ValueError that says which are."""
+    trained = [c for c in (trained or class_names) if c in class_names]
+    if label is not None:
+        if label not in class_names:
+            raise ValueError(f"label {label!r} is not a class of this model; valid labels: {', '.join(class_names)}.")
+        if label not in trained:
+            raise ValueError(f"label {label!r} was not in this model's training data; it was trained on "
+                             f"{', '.join(trained)}.")
+        return class_names.index(label)
+    if len(trained) == len(class_names):
+        return None
+    gen = torch.Generator().manual_seed(int(seed))
+    choices = torch.tensor([class_names.index(c) for c in trained])
+    return choices[torch.randint(0, len(choices), (n,), generator=gen)]
+
+
 def check_image_size(family: str, image_size: int) -> None:
     from components.errors import GenloopError
 

@@ -218,7 +218,10 @@ def output_reference(champion, cfg: RunConfig, cache_dir: Path, device: str = "c
         if model.modality == "image":
             from components.data.images import to_uint8
 
-            images, indices = model.sample(count, 10_000 + i)
+            from components.models.base import request_labels
+
+            labels = request_labels(count, 10_000 + i, None, names, champion.metadata.get("trained_classes"))
+            images, indices = model.sample(count, 10_000 + i, labels=labels)
             rows += image_features(to_uint8(images), [names[j] if names else str(j) for j in indices.tolist()])
         else:
             prompts = ["The ", "def ", "import ", "class ", "In ", "# "]

@@ -180,3 +180,19 @@ def test_families_satisfy_the_protocols_statically(tmp_path):
                           str(tmp_path / "mypy"), str(checked)], env={**os.environ, "MYPYPATH": str(root)},
                          cwd=root, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
+
+
+def test_request_labels_keep_to_the_classes_the_model_was_trained_on():
+    from components.models.base import request_labels
+
+    names = [str(i) for i in range(10)]
+    assert request_labels(4, 0, None, names, None) is None                 # trained on all: the model draws
+    assert request_labels(4, 0, None, names, names) is None
+    assert request_labels(4, 0, "7", names, None) == 7
+    drawn = request_labels(500, 1, None, names, ["0", "1", "2", "3", "4"])
+    assert set(drawn.tolist()) == {0, 1, 2, 3, 4}
+    assert drawn.tolist() == request_labels(500, 1, None, names, ["0", "1", "2", "3", "4"]).tolist()
+    with pytest.raises(ValueError, match="not in this model's training data; it was trained on 0, 1, 2, 3, 4"):
+        request_labels(1, 0, "7", names, ["0", "1", "2", "3", "4"])
+    with pytest.raises(ValueError, match="not a class of this model"):
+        request_labels(1, 0, "x", names, None)
