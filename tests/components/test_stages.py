@@ -65,6 +65,7 @@ def test_gate_package_report(chain):
     assert packaged.bento_tag is None and champion_tag("stages-dcgan") == packaged.model_tag
     stored = get_model(packaged.model_tag)
     assert stored.metadata["scorecard"]["value"] == pytest.approx(chain["evaluate"].value)
+    assert stored.metadata["trained_classes"] == [str(d) for d in range(10)]
     assert gated.reason in chain["report"].markdown
 
 
