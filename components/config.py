@@ -28,6 +28,8 @@ class DataConfig:
 class ValidateConfig:
     """Thresholds of the Great Expectations suites (components/validation/suites.py)."""
     min_classes: int = 2                  # images: distinct labels
+    all_classes: bool = True              # images: every configured label has files (false: a subset may
+                                          # be present, e.g. before new classes arrive)
     min_class_share: float = 0.02         # images: every class holds at least this share
     max_duplicate_share: float = 0.05     # images: files whose exact bytes occur twice or more
     min_corpus_chars: int = 10_000        # text: whole corpus

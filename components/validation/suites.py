@@ -15,9 +15,10 @@ def image_expectations(data: DataConfig, v: ValidateConfig, folders: list[str]) 
                                            "max_value": data.image_size}),
         ("ExpectColumnValuesToBeInSet", {"column": "mode", "value_set": mode}),
         ("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": list(data.labels)}),
-        # an empty class folder (or a configured class with no folder) is a missing label
-        ("ExpectColumnDistinctValuesToContainSet", {"column": "label",
-                                                    "value_set": sorted(set(data.labels) | set(folders))}),
+        # an empty class folder (or, with validate.all_classes, a configured class with no
+        # folder) is a missing label
+        ("ExpectColumnDistinctValuesToContainSet", {"column": "label", "value_set": sorted(
+            (set(data.labels) if v.all_classes else set()) | set(folders))}),
         ("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": v.min_classes}),
         ("ExpectColumnValuesToBeBetween", {"column": "class_share", "min_value": v.min_class_share}),
         ("ExpectColumnValuesToBeInSet", {"column": "duplicate", "value_set": [False],

@@ -75,6 +75,19 @@ def test_empty_class_folder(digits, tmp_path):
     assert failure.examples == ["missing 7"]
 
 
+def test_a_subset_of_the_classes_passes_only_with_all_classes_off(digits, tmp_path):
+    for digit in "56789":
+        shutil.rmtree(digits / digit)
+    failure = failed(check(digits, tmp_path))[("expect_column_distinct_values_to_contain_set", "label")]
+    assert sorted(failure.examples) == [f"missing {d}" for d in "56789"]
+    subset = build_dataclass(RunConfig, {"validate": {"all_classes": False}})
+    assert check(digits, tmp_path, subset).success
+    (digits / "4").rename(digits / "4x")
+    (digits / "4").mkdir()                           # an empty folder is still a missing class
+    assert not check(digits, tmp_path, build_dataclass(RunConfig, {"data": {"labels": [*"012345678", "4x"]},
+                                                                   "validate": {"all_classes": False}})).success
+
+
 def test_single_class_dataset(digits, tmp_path):
     for d in digits.iterdir():
         if d.name != "1":
