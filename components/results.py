@@ -58,6 +58,8 @@ class Gated(StageResult):
     reason: str
     challenger: Scorecard                # what the gate compared (stored with a promoted model)
     champion: Scorecard | None           # the champion it was compared with
+    approval: dict[str, Any] | None = None   # a person's decision (components/approval.py), when
+                                             # gate.require_approval asked for one; else None
 
 
 @dataclass(frozen=True, kw_only=True)

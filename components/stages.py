@@ -192,7 +192,7 @@ def package(ctx: RunContext, trained: Trained, evaluated: Evaluated, audited: Au
                 "audit": {"bias": audited.bias, "memorisation": audited.memorisation},
                 "decision": gated.reason, "scorecard": gated.challenger.to_metadata(), "config": cfg.to_dict(),
                 "class_names": list(cfg.data.labels), "trained_classes": _trained_classes(ctx),
-                "modality": cfg.data.kind}
+                "modality": cfg.data.kind, "approval": gated.approval or {"required": False}}
     files = {"checkpoint": Path(trained.checkpoint), "reference.csv": Path(evaluated.reference_csv)}
     if evaluated.generated_features:
         files["generated_features.npy"] = Path(evaluated.generated_features)

@@ -15,6 +15,8 @@ app = typer.Typer(help="genloop: validate, augment, train, evaluate, audit, gate
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Datasets under data/, versioned with DVC.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+demo_app = typer.Typer(help="Scenarios you can replay end to end.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
 
 TELEMETRY_OFF = {"DO_NOT_TRACK": "1", "BENTOML_DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false",
                  "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -123,7 +125,10 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
         overrides["seed"] = seed
     if steps is not None:
         overrides["train.steps"] = steps
-    load_config(config if config.is_absolute() else root / config, overrides)   # fail fast, before Prefect
+    cfg = load_config(config if config.is_absolute() else root / config, overrides)   # fail fast, before Prefect
+    if cfg.gate.require_approval:
+        from flows.approval import require_server
+        require_server("gate.require_approval")     # the pause must be reachable by `genloop approve`
     if data_rev:
         from components.data.versioning import md5_at_revision
         md5_at_revision(root, data_rev)
@@ -276,6 +281,50 @@ def schedule(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help
 
     serve_deployments(build_deployments(str(root), str(config), cfg.name, overrides, cron, monitor_cron or None,
                                         tuple(k.strip() for k in monitor_checks.split(",") if k.strip())))
+
+
+@app.command()
+def approve(flow_run_id: str = typer.Argument(..., metavar="RUN_ID", help="The paused flow run's id, as "
+                                              "`genloop run` printed it (`genloop approve <flow-run-id>`)."),
+            reject: bool = typer.Option(False, "--reject", help="Reject: the model is not promoted."),
+            reviewer: Optional[str] = typer.Option(None, help="Who decides, stored with the model "
+                                                   "(default: $USER)."),
+            comment: str = typer.Option("", help="Why, stored with the model.")) -> None:
+    """Approve (or --reject) a retraining run paused before packaging (gate.require_approval).
+
+    Needs the Prefect server the run uses (PREFECT_API_URL). The Prefect UI's Resume form does the same.
+    """
+    _setup()
+    from flows.approval import resume_with_decision
+
+    who = reviewer if reviewer is not None else (os.environ.get("USER") or "unknown")
+    name = resume_with_decision(flow_run_id, approve=not reject, reviewer=who, comment=comment)
+    typer.echo(f"{'rejected' if reject else 'approved'} flow run {flow_run_id} ({name}) as {who.strip()}: "
+               f"it {'packages and promotes the model' if not reject else 'ends without promoting'} now.")
+
+
+@demo_app.command("drift")
+def demo_drift(dir_: Optional[Path] = typer.Option(None, "--dir", help="A new folder for the demo project "
+                                                   "(default: runs/demo-drift-<time>)."),
+               steps: int = typer.Option(1500, help="train.steps of both trainings."),
+               samples: int = typer.Option(300, help="Evaluation and data-drift samples (>= 200)."),
+               timeout: float = typer.Option(900, help="Seconds any one step may take.")) -> None:
+    """The closed loop, replayed: a champion trained on digits 0-4, data v2 (all ten digits)
+    committed, the scheduled monitor detects it, the drift event retrains on v2, the gate
+    re-scores the old champion on v2 and promotes, the running server moves to the new
+    champion and serves the new classes. Real Prefect server, DVC, BentoML; in its own
+    project folder. Ends with a table of the steps, their times and what fired (summary.md)."""
+    import time
+
+    from components.demo import Demo
+
+    root = _setup()
+    folder = dir_ or root / "runs" / f"demo-drift-{time.strftime('%Y%m%d-%H%M%S')}"
+    typer.echo(f"demo project: {folder}  (logs: {folder / 'logs'})")
+    demo = Demo(folder, steps=steps, samples=samples, timeout=timeout, say=typer.echo)
+    demo.run()
+    typer.echo("\n" + demo.markdown() + f"\nsummary: {folder / 'summary.md'}; served new classes: "
+               f"{folder / 'served-new-classes.png'}")
 
 
 def main() -> None:

@@ -1,14 +1,16 @@
-"""The retraining flow: validate -> augment -> train -> evaluate -> audit -> gate -> package."""
+"""The retraining flow: validate -> augment -> train -> evaluate -> audit -> gate -> (a person's
+approval, with gate.require_approval) -> package."""
 from __future__ import annotations
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components import stages
+from components import approval, stages
 from components.results import RunStages
 from components.runs import prepare_run
 from components.summary import write_summary
+from flows.approval import await_approval, require_server
 
 _task = task(cache_policy=NO_CACHE, retries=0)
 
@@ -27,12 +29,16 @@ report = _task(stages.report, name="report")
 def retrain(root: str, config_path: str, overrides: dict | None = None,
             data_rev: str | None = None) -> dict:
     ctx = prepare(root, config_path, overrides, data_rev)
+    if ctx.config.gate.require_approval:
+        require_server("gate.require_approval")          # before training, not after
     validated = validate(ctx)
     augmented = augment(ctx)
     trained = train(ctx, augmented)
     evaluated = evaluate(ctx, trained)
     audited = audit(ctx, trained)
     gated = gate(ctx, evaluated, audited)
+    if approval.needs_approval(gated, ctx.config.gate.require_approval):
+        gated = await_approval(ctx, evaluated, audited, gated)
     packaged = package(ctx, trained, evaluated, audited, gated)
     reported = report(ctx, evaluated, audited, gated)
     create_markdown_artifact(reported.markdown, key=f"report-{ctx.config.name}",
