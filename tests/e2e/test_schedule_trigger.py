@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -64,13 +65,20 @@ def test_drift_event_starts_retraining_on_its_data_version(data_project, tmp_pat
     try:
         _wait(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", procs)
         overrides = [f"--set={k}={v}" for k, v in TINY_DCGAN.items() if k != "model.args"]
+        # a cron two days ahead: the server's scheduler must create its run (it did not with
+        # SQLAlchemy 2.1), and it never starts during the test
+        soon = datetime.now(timezone.utc) + timedelta(days=2)
         scheduler = subprocess.Popen(
-            [sys.executable, "-c", "from flows.cli import main; main()", "schedule", "--cron", "0 0 1 1 *",
+            [sys.executable, "-c", "from flows.cli import main; main()", "schedule", "--cron",
+             f"0 0 {soon.day} {soon.month} *",
              "--monitor-cron", "", *overrides], cwd=data_project, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(scheduler)
         _wait(lambda: httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json(), 120,
               "the retraining deployment", procs)
+        scheduled = _wait(lambda: httpx.post(f"{api}/flow_runs/filter", timeout=5, json={
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}).json(), 90, "the scheduler's cron run", procs)
+        assert scheduled[0]["expected_start_time"].startswith(soon.strftime("%Y-%m-%dT00:00:00"))
         time.sleep(3)       # let the trigger's automation register
         subprocess.run([sys.executable, "-c",
                         "from prefect.events import emit_event; emit_event("
