@@ -93,7 +93,7 @@ def record(run_dir: Path, final: Gated) -> Gated:
     gate_json = run_dir / "gate.json"
     if gate_json.is_file():
         gate = json.loads(gate_json.read_text())
-        gate["approval"] = entry
+        gate.update(approval=entry, promote=final.promote, reason=final.reason)   # the final decision
         gate_json.write_text(json.dumps(gate, indent=2, default=str))
     return dataclasses.replace(final, files=(*final.files, str(path)))
 

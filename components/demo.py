@@ -91,6 +91,7 @@ class Demo:
     say: Callable[[str], None] = print
     table: list[Step] = field(default_factory=list)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    stopped: list[subprocess.Popen] = field(default_factory=list)
 
     # ------------------------------------------------------------ plumbing
 
@@ -159,6 +160,7 @@ class Demo:
         raise GenloopError(f"demo: timed out after {seconds:.0f} s waiting for {what}; logs in {self.logs}")
 
     def stop(self) -> None:
+        self.stopped = list(self.procs.values())
         for name, proc in reversed(list(self.procs.items())):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -235,12 +235,17 @@ def monitor(model: str = typer.Option("dcgan-digits", help="Model name (the conf
             ) -> None:
     """Run the monitoring flow (Prefect): data drift, staleness and output drift of the champion.
 
-    Exits 0 when nothing fired, 3 when drift fired (and the drift event was emitted).
+    Exits 0 when nothing fired, 3 when drift fired (its event is emitted once per champion,
+    newest data and kinds).
     """
     root = _setup()
-    from flows.monitoring import monitor as monitor_flow
+    from components.monitoring.run import monitor_inputs
 
     kinds = [k.strip() for k in checks.split(",") if k.strip()]
+    monitor_inputs(root, model, tuple(kinds), log_dir=log_dir, data_rev=data_rev, data_dir=data_dir,
+                   config_path=config, overrides=_parse_overrides(set_))     # bad input: one line, before Prefect
+    from flows.monitoring import monitor as monitor_flow
+
     result = monitor_flow(str(root), model, kinds, str(log_dir) if log_dir else None, data_rev,
                           str(data_dir) if data_dir else None, str(config) if config else None,
                           _parse_overrides(set_))
@@ -248,11 +253,16 @@ def monitor(model: str = typer.Option("dcgan-digits", help="Model name (the conf
     for c in result["checks"]:
         typer.echo(f"  {c['kind']:<9} {'FIRED' if c['fired'] else 'ok':<5}  {c['summary']}")
     typer.echo(f"report: {result['report_path']}")
-    if result["event"]:
-        typer.secho(f"DRIFT ({', '.join(result['fired'])}): event {result['event']} emitted"
-                    + (f" (retrain on data {result['payload']['data_rev'][:12] or 'data/ as it is'})"
-                       if result["retrain"] else " (alert only: retraining on the same data would not help)"),
-                    fg="red")
+    if result["fired"]:
+        fired = ", ".join(result["fired"])
+        if result["event"] == "genloop.drift.detected":
+            then = f"event {result['event']} emitted: retrain on data {result['payload']['data_rev'][:12] or 'data/ as it is'}"
+        elif result["event"]:
+            then = (f"event {result['event']} emitted: an alert only (monitor.retrain_on is "
+                    f"{', '.join(result['retrain_on'])})")
+        else:
+            then = "event already emitted for this champion, data and kinds: not emitted again"
+        typer.secho(f"DRIFT ({fired}): {then}", fg="red")
         raise typer.Exit(3)
 
 

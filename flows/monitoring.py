@@ -11,7 +11,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components.monitoring.run import CHECKS, first_emission, monitor_model
+from components.monitoring.run import CHECKS, emit_once, monitor_model
 
 DRIFT_EVENT = "genloop.drift.detected"
 OUTPUT_EVENT = "genloop.drift.output"
@@ -30,13 +30,14 @@ def monitor(root: str, model_name: str, checks: list[str] | None = None, log_dir
     for c in result.checks:
         print(f"{c.kind}: {'FIRED' if c.fired else 'ok'} - {c.summary}")
     event = DRIFT_EVENT if result.retrain else OUTPUT_EVENT if result.fired else None
-    if event and not first_emission(root, result, event):
-        print(f"{event} already emitted for {result.model_tag} on data {result.newest['data_md5'] or '-'}: "
-              f"not emitted again (a retraining that was not promoted must not restart every monitor run)")
-        event = None
     if event:
         from prefect.events import emit_event
 
-        emit_event(event=event, resource={"prefect.resource.id": f"genloop.model.{model_name}"},
-                   payload=result.event_payload())
+        def emit():
+            return emit_event(event=event, resource={"prefect.resource.id": f"genloop.model.{model_name}"},
+                              payload=result.event_payload())
+        if not emit_once(root, result, event, emit):
+            print(f"{event} already emitted for {result.model_tag} on data {result.newest['data_md5'] or '-'}: "
+                  f"not emitted again (a retraining that was not promoted must not restart every monitor run)")
+            event = None
     return {**asdict(result), "retrain": result.retrain, "event": event, "payload": result.event_payload()}

@@ -26,8 +26,12 @@ def champion_image_features(stored, cfg: RunConfig, samples: int, device: str) -
     from components.evaluation.fid import inception_features
     from components.models.io import load_checkpoint
 
+    from components.models.base import request_labels
+
     model, _ = load_checkpoint(Path(stored.path) / "checkpoint", device=device)
-    images, _ = model.sample(samples, cfg.seed + 1)
+    names = list(stored.metadata.get("class_names") or [])
+    labels = request_labels(samples, cfg.seed + 1, None, names, stored.metadata.get("trained_classes"))
+    images, _ = model.sample(samples, cfg.seed + 1, labels=labels)      # only the classes it was trained on
     return inception_features(to_uint8(images), device=device)
 
 

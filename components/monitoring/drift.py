@@ -205,7 +205,7 @@ def output_reference(champion, cfg: RunConfig, cache_dir: Path, device: str = "c
     n = cfg.monitor.output_reference_samples
     path = Path(cache_dir) / f"{champion.tag.replace(':', '-')}-{n}.csv"
     if path.is_file():
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype={"label": str})       # class names stay strings ("01", "NA")
     from components.models.io import load_checkpoint
     from components.monitoring.features import image_features, text_features
 

@@ -132,19 +132,28 @@ def served_rows(log_dir: Path, champion_tag: str):
     return mine
 
 
-def monitor_model(root: Path, model_name: str, checks: tuple[str, ...] = CHECKS, *, log_dir: Path | None = None,
-                  data_rev: str | None = None, data_dir: Path | None = None, config_path: Path | None = None,
-                  overrides: dict | None = None, out_dir: Path | None = None, device: str = "cpu") -> MonitorResult:
-    """Every input is resolved and checked before any figure is computed, so bad input
-    fails in one line without writing a report."""
-    from components.data.hashing import folder_md5
+@dataclass(frozen=True)
+class MonitorInputs:
+    """Everything a monitor run reads, resolved and checked before any figure is computed."""
+    champion: object                 # registry.StoredModel
+    cfg: RunConfig
+    checks: tuple[str, ...]
+    served: object = None            # pandas.DataFrame of the champion's served rows (output check)
+    newest: NewestData | None = None
+    champion_md5: str = ""
+    reference_dir: Path | None = None
+    current_dir: Path | None = None
+
+
+def monitor_inputs(root: Path, model_name: str, checks: tuple[str, ...] = CHECKS, *, log_dir: Path | None = None,
+                   data_rev: str | None = None, data_dir: Path | None = None, config_path: Path | None = None,
+                   overrides: dict | None = None) -> MonitorInputs:
+    """Resolve and check the champion, its config, the serving logs and both data versions:
+    bad input fails here in one line (`genloop monitor` calls this before Prefect starts)."""
     from components.data.versioning import materialize_md5
-    from components.monitoring.drift import data_drift, output_drift, output_reference, staleness
-    from components.monitoring.features import IMAGE_COLUMNS, TEXT_COLUMNS
     from components.paths import ProjectPaths
     from components.registry import champion_summary
 
-    start = time.perf_counter()
     root, paths = Path(root), ProjectPaths.at(root)
     unknown = set(checks) - set(CHECKS)
     if unknown or not checks:
@@ -159,59 +168,110 @@ def monitor_model(root: Path, model_name: str, checks: tuple[str, ...] = CHECKS,
         raise GenloopError(f"only {len(served)} served generations of {champion.tag} logged (monitor.min_output_rows "
                            f"is {cfg.monitor.min_output_rows}): too few to judge output drift. Serve more traffic, "
                            f"or run `genloop monitor --checks data,staleness`.")
-    needs_data = {"data", "staleness"} & set(checks)
-    newest = newest_data(root, data_rev, data_dir) if needs_data else None
+    if not {"data", "staleness"} & set(checks):
+        return MonitorInputs(champion, cfg, tuple(checks), served)
+    newest = newest_data(root, data_rev, data_dir)
     champion_md5 = str(champion.metadata.get("data_md5") or "")
-    if needs_data:
-        if not champion_md5:
-            raise GenloopError(f"{champion.tag} records no data md5; data drift needs the version it was trained on.")
-        reference_dir = materialize_md5(root, champion_md5) / cfg.data.dataset
-        current_dir = newest.data_dir / cfg.data.dataset
-        if not current_dir.is_dir():
-            raise GenloopError(f"the newest data ({newest.label}) has no dataset folder {cfg.data.dataset!r}: "
-                               f"{current_dir} is missing.")
-        if cfg.data.kind == "image" and "staleness" in checks:
-            from components.data.images import list_images
+    if not champion_md5:
+        raise GenloopError(f"{champion.tag} records no data md5; data drift needs the version it was trained on.")
+    current_dir = newest.data_dir / cfg.data.dataset
+    if not current_dir.is_dir():
+        raise GenloopError(f"the newest data ({newest.label}) has no dataset folder {cfg.data.dataset!r}: "
+                           f"{current_dir} is missing.")
+    if cfg.data.kind == "image" and "staleness" in checks:
+        from components.data.images import list_images
 
-            if not {label for _, label in list_images(current_dir)} & set(cfg.data.labels):
-                raise GenloopError(f"the newest data ({newest.label}) holds none of the champion's classes "
-                                   f"({', '.join(cfg.data.labels)}); staleness cannot be scored.")
+        if not {label for _, label in list_images(current_dir)} & set(cfg.data.labels):
+            raise GenloopError(f"the newest data ({newest.label}) holds none of the champion's classes "
+                               f"({', '.join(cfg.data.labels)}); staleness cannot be scored.")
+    reference_dir = materialize_md5(root, champion_md5) / cfg.data.dataset
+    return MonitorInputs(champion, cfg, tuple(checks), served, newest, champion_md5, reference_dir, current_dir)
+
+
+def monitor_model(root: Path, model_name: str, checks: tuple[str, ...] = CHECKS, *, log_dir: Path | None = None,
+                  data_rev: str | None = None, data_dir: Path | None = None, config_path: Path | None = None,
+                  overrides: dict | None = None, out_dir: Path | None = None, device: str = "cpu") -> MonitorResult:
+    """Run the checks and write one report folder (runs/monitor-<time>-<model>/): written
+    under a temporary name and renamed when complete, so a failed check leaves nothing."""
+    import shutil
+
+    from components.data.hashing import folder_md5
+    from components.monitoring.drift import data_drift, output_drift, output_reference, staleness
+    from components.monitoring.features import IMAGE_COLUMNS, TEXT_COLUMNS
+    from components.paths import ProjectPaths
+
+    start = time.perf_counter()
+    paths = ProjectPaths.at(root)
+    inputs = monitor_inputs(root, model_name, checks, log_dir=log_dir, data_rev=data_rev, data_dir=data_dir,
+                            config_path=config_path, overrides=overrides)
+    champion, cfg, newest = inputs.champion, inputs.cfg, inputs.newest
     out_dir = Path(out_dir) if out_dir else paths.monitor_run(model_name)
-    results: list[Check] = []
-    if "data" in checks:
-        results.append(data_drift(reference_dir, current_dir, cfg, paths.feature_cache, out_dir, device))
-    if "staleness" in checks and cfg.monitor.staleness:
-        results.append(staleness(champion, cfg, current_dir, folder_md5(current_dir), paths, device))
-    if "output" in checks:
-        reference = output_reference(champion, cfg, paths.state / "cache" / "output-reference", device)
-        columns = IMAGE_COLUMNS if cfg.data.kind == "image" else TEXT_COLUMNS
-        if "label" in reference.columns:
-            reference["label"] = reference["label"].astype(str)
-        results.append(output_drift(reference, served, columns, cfg.monitor, out_dir))
-    result = MonitorResult(model_name, champion.tag,
-                           {"label": newest.label, "data_md5": newest.data_md5, "data_rev": newest.data_rev}
-                           if newest else {"label": "", "data_md5": "", "data_rev": ""},
-                           champion_md5, results, tuple(cfg.monitor.retrain_on), str(out_dir / "monitor.json"),
-                           round(time.perf_counter() - start, 2), [c.kind for c in results if c.fired])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "monitor.json").write_text(json.dumps(
-        {**asdict(result), "retrain": result.retrain, "event": result.event_payload()}, indent=2, default=str))
+    if out_dir.exists():
+        raise GenloopError(f"{out_dir} exists already; pass another report folder.")
+    work = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        results: list[Check] = []
+        if "data" in checks:
+            results.append(data_drift(inputs.reference_dir, inputs.current_dir, cfg, paths.feature_cache, work,
+                                      device))
+        if "staleness" in checks and cfg.monitor.staleness:
+            results.append(staleness(champion, cfg, inputs.current_dir, folder_md5(inputs.current_dir), paths,
+                                     device))
+        if "output" in checks:
+            reference = output_reference(champion, cfg, paths.state / "cache" / "output-reference", device)
+            columns = IMAGE_COLUMNS if cfg.data.kind == "image" else TEXT_COLUMNS
+            if "label" in reference.columns:
+                reference["label"] = reference["label"].astype(str)
+            results.append(output_drift(reference, inputs.served, columns, cfg.monitor, work))
+        result = MonitorResult(model_name, champion.tag,
+                               {"label": newest.label, "data_md5": newest.data_md5, "data_rev": newest.data_rev}
+                               if newest else {"label": "", "data_md5": "", "data_rev": ""},
+                               inputs.champion_md5, results, tuple(cfg.monitor.retrain_on),
+                               str(out_dir / "monitor.json"), round(time.perf_counter() - start, 2),
+                               [c.kind for c in results if c.fired])
+        result = _relocated(result, work, out_dir)
+        (work / "monitor.json").write_text(json.dumps(
+            {**asdict(result), "retrain": result.retrain, "event": result.event_payload()}, indent=2, default=str))
+        work.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return result
 
 
-def first_emission(root: Path, result: MonitorResult, event: str) -> bool:
-    """True the first time (event, champion, newest data md5, kinds) is seen; records it in
-    .genloop/monitor-events.json so a retraining that was not promoted is not restarted
-    by every later monitor run on the same data."""
+def _relocated(result: MonitorResult, work: Path, out_dir: Path) -> MonitorResult:
+    """The result with the checks' file paths pointing into the final report folder."""
+    def move(value):
+        if isinstance(value, str) and value.startswith(str(work)):
+            return str(out_dir) + value[len(str(work)):]
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        return value
+    checks = [Check(c.kind, c.fired, c.score, c.threshold, c.summary, move(c.details)) for c in result.checks]
+    return MonitorResult(**{**{f: getattr(result, f) for f in result.__dataclass_fields__}, "checks": checks})
+
+
+def emit_once(root: Path, result: MonitorResult, event: str, emit) -> bool:
+    """Call `emit()` unless (event, champion, newest data md5, kinds) was emitted before, so
+    a retraining that was not promoted is not restarted by every later monitor run on the
+    same data. Recorded in .genloop/monitor-events.json only once `emit()` returned
+    something (None: not emitted), under a file lock, so overlapping monitor runs emit once."""
+    import fcntl
+    import os
+
     from components.paths import ProjectPaths
 
     path = ProjectPaths.at(root).state / "monitor-events.json"
     key = "|".join([event, result.model_tag, result.newest["data_md5"], ",".join(sorted(result.fired))])
-    seen = json.loads(path.read_text()) if path.is_file() else []
-    if key in seen:
-        return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(seen + [key]))
-    tmp.replace(path)
-    return True
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        seen = json.loads(path.read_text()) if path.is_file() else []
+        if key in seen or emit() is None:
+            return False
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(seen + [key]))
+        tmp.replace(path)
+        return True

@@ -71,8 +71,8 @@ def test_record_writes_approval_json_and_adds_it_to_gate_json(tmp_path):
     written = json.loads((tmp_path / "approval.json").read_text())
     assert written["decision"] == "reject" and written["promote"] is False and written["reviewer"] == "bob"
     gate = json.loads((tmp_path / "gate.json").read_text())
-    assert gate["promote"] is True and gate["reason"] == "gate's"      # the gate's own decision stays
-    assert gate["approval"] == written
+    assert gate["promote"] is False and gate["reason"] == final.reason    # the final decision on top ...
+    assert gate["approval"] == written and written["gate_promote"] is True  # ... the gate's own kept inside
     assert final.files == ("gate.json", str(tmp_path / "approval.json"))
 
 

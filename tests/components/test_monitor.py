@@ -130,6 +130,27 @@ def test_monitor_bad_inputs_fail_in_one_line_and_write_nothing(trained_dcgan, da
 
 
 @pytest.mark.slow
+def test_a_check_that_fails_midway_leaves_no_report(trained_dcgan, data_project, tmp_path, monkeypatch):
+    """The data check wrote its Evidently report, then staleness failed: no report folder,
+    no half-written one."""
+    from components.monitoring import drift
+
+    def data_ok(reference_dir, current_dir, cfg, cache, out_dir, device="cpu"):
+        (Path(out_dir) / "data_drift.html").write_text("<html/>")
+        return drift.Check("data", False, 0.0, 0.01, "ok")
+
+    def broken(*args, **kwargs):
+        raise GenloopError("staleness broke")
+
+    monkeypatch.setattr(drift, "data_drift", data_ok)
+    monkeypatch.setattr(drift, "staleness", broken)
+    out = tmp_path / "report"
+    with pytest.raises(GenloopError, match="staleness broke"):
+        monitor_model(data_project, "dcgan-digits", ("data", "staleness"), out_dir=out)
+    assert not out.exists() and not list(tmp_path.glob("report*"))
+
+
+@pytest.mark.slow
 def test_file_features_equal_the_tensor_path_fid_used(data_project, tmp_path):
     """The per-file cache feeds FID's reference: its features must be the very numbers
     the tensor path computes (else FID would move)."""
@@ -150,16 +171,25 @@ def test_file_features_equal_the_tensor_path_fid_used(data_project, tmp_path):
 
 
 def test_a_drift_event_is_emitted_once_per_champion_data_and_kinds(tmp_path):
-    from components.monitoring.run import MonitorResult, first_emission
+    from components.monitoring.run import MonitorResult, emit_once
+
+    sent = []
 
     def result(md5: str, fired: list[str]) -> MonitorResult:
         return MonitorResult("m", "m:1", {"label": "data/", "data_md5": md5, "data_rev": ""}, "old", [],
                              ("data",), "", 0.0, fired)
 
-    assert first_emission(tmp_path, result("v2", ["data"]), "genloop.drift.detected")
-    assert not first_emission(tmp_path, result("v2", ["data"]), "genloop.drift.detected")
-    assert first_emission(tmp_path, result("v3", ["data"]), "genloop.drift.detected")        # newer data
-    assert first_emission(tmp_path, result("v2", ["data", "staleness"]), "genloop.drift.detected")
+    def emit(ok=True):
+        sent.append(1)
+        return object() if ok else None
+
+    event = "genloop.drift.detected"
+    assert not emit_once(tmp_path, result("v2", ["data"]), event, lambda: emit(ok=False))   # not sent: not recorded
+    assert emit_once(tmp_path, result("v2", ["data"]), event, emit)
+    assert not emit_once(tmp_path, result("v2", ["data"]), event, emit)
+    assert emit_once(tmp_path, result("v3", ["data"]), event, emit)                       # newer data
+    assert emit_once(tmp_path, result("v2", ["data", "staleness"]), event, emit)
+    assert len(sent) == 4                                                                # the repeat never called emit
 
 
 def test_the_monitor_artifact_lists_each_check_with_its_verdict():

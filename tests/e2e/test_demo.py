@@ -26,7 +26,7 @@ def test_demo_drift_closes_the_loop(tmp_path):
     assert gate["champion_at_promotion"]["dataset_md5"] != gate["challenger"]["dataset_md5"]
     assert (root / "served-new-classes.png").stat().st_size > 0
     assert "| **total** |" in (root / "summary.md").read_text()
-    assert not demo.procs                                    # every process it started is stopped
+    assert len(demo.stopped) == 3 and all(p.poll() is not None for p in demo.stopped)   # server, serve, schedule
 
 
 def test_demo_refuses_a_folder_in_use_and_tiny_samples(tmp_path):
