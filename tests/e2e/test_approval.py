@@ -5,14 +5,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import TINY_DCGAN
-from tests.e2e.test_schedule_trigger import _free_port
+from tests.e2e.processes import free_port, start_prefect_server, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +28,6 @@ def _start_run(args, cwd, env, log: Path):
     """`genloop run` in the background, its output in `log`."""
     return subprocess.Popen(GENLOOP + ["run", *TINY, *APPROVAL, *args], cwd=cwd, env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait(predicate, seconds: float, what: str, watch=()):
-    """Poll `predicate` until truthy; fail at once when a watched (process, log) exits."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except httpx.HTTPError:
-            pass
-        for proc, log in watch:
-            if proc.poll() is not None:
-                pytest.fail(f"{what}: a process exited early:\n{log.read_text()[-3000:] if log else ''}")
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _runs(api: str, state: str | None = None) -> list[dict]:
@@ -101,22 +83,14 @@ def _one_error_line(out) -> str:
 
 
 def test_approve_promotes_while_reject_and_timeout_do_not(data_project, tmp_path):
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
-           "BENTOML_HOME": str(tmp_path / "bentoml"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    server_log = tmp_path / "server.log"
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
-                              stdout=server_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    procs = [server]
+    procs = []
     try:
-        _wait(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server",
-              [(server, server_log)])
+        api, env, server, _ = start_prefect_server(tmp_path)
+        procs.append(server)
         # 1. approve: the run pauses after the gate, with the approval page as an artifact
         log_a = tmp_path / "a.log"
         procs.append(run_a := _start_run([], data_project, env, log_a))
-        paused = _wait(lambda: _paused(api, "dcgan-digits"), 150, "run A paused for approval", [(run_a, log_a)])
+        paused = wait_for(lambda: _paused(api, "dcgan-digits"), 150, "run A paused for approval", [(run_a, log_a)])
         assert f"genloop approve {paused['id']}" in log_a.read_text()
         artifact = httpx.post(f"{api}/artifacts/filter", timeout=10,
                               json={"artifacts": {"key": {"any_": ["approval-dcgan-digits"]}}}).json()
@@ -155,7 +129,7 @@ def test_approve_promotes_while_reject_and_timeout_do_not(data_project, tmp_path
         assert "not a flow run id" in _one_error_line(_genloop(["approve", "run-42"], data_project, env))
 
         # 2. reject: nothing new is promoted
-        paused_b = _wait(lambda: _paused(api, "dcgan-reject"), 150, "run B paused for approval", [(run_b, log_b)])
+        paused_b = wait_for(lambda: _paused(api, "dcgan-reject"), 150, "run B paused for approval", [(run_b, log_b)])
         out = _genloop(["approve", paused_b["id"], "--reject", "--reviewer", "bob", "--comment", "too blurry"],
                        data_project, env)
         assert out.returncode == 0 and "rejected flow run" in out.stdout, out.stderr
@@ -201,7 +175,7 @@ def test_approval_without_a_server_says_what_to_start(data_project):
 
 
 def test_approve_says_when_the_server_is_unreachable_or_the_reviewer_empty(data_project):
-    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"}
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
     run_id = "00000000-0000-0000-0000-000000000000"
     assert "cannot reach the Prefect server" in _one_error_line(_genloop(["approve", run_id], data_project, env))
     assert "--reviewer" in _one_error_line(_genloop(["approve", run_id, "--reviewer", " "], data_project, env))

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.test_serve_and_monitor import _free_port, start_bento_server
+from tests.e2e.processes import free_port
+from tests.e2e.test_serve_and_monitor import start_bento_server
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def test_exported_bento_serves_from_a_fresh_store(trained_dcgan, tmp_path):
                               capture_output=True, text=True, timeout=120)
     assert imported.returncode == 0, imported.stderr[-2000:]
     assert (fresh / "models" / "dcgan-digits").is_dir()           # the model came inside the bento
-    url, proc = start_bento_server(trained_dcgan["bento_tag"], _free_port(), env, cwd=elsewhere)
+    url, proc = start_bento_server(trained_dcgan["bento_tag"], free_port(), env, cwd=elsewhere)
     try:
         reply = httpx.post(f"{url}/generate", json={"n": 2, "seed": 1, "label": "4"}, timeout=60)
         assert reply.status_code == 200, reply.text

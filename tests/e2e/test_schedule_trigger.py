@@ -1,7 +1,6 @@
 """A real `prefect server`: `genloop schedule` serves the retraining deployment, and a
 `genloop.drift.detected` event for the model starts a retraining run that completes."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,30 +10,9 @@ import httpx
 import pytest
 
 from tests.conftest import TINY_DCGAN
+from tests.e2e.processes import start_prefect_server, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, seconds: float, what: str, procs=()):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except httpx.HTTPError:
-            pass
-        for proc in procs:
-            if proc.poll() is not None:
-                pytest.fail(f"{what}: a process exited early:\n{proc.stdout.read().decode()[-3000:]}")
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _completed_runs(api: str) -> list[dict]:
@@ -53,17 +31,10 @@ def test_drift_event_starts_retraining_on_its_data_version(data_project, tmp_pat
     subprocess.run([*git, "commit", "-qm", "data v1", "--allow-empty"], cwd=data_project, check=True)
     rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=data_project, capture_output=True, text=True,
                          check=True).stdout.strip()
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
-           "BENTOML_HOME": str(tmp_path / "bentoml"),         # its own model store
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    procs = [server]
+    procs = []
     try:
-        _wait(lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, 120, "prefect server", procs)
+        api, env, server, _ = start_prefect_server(tmp_path)
+        procs.append(server)
         overrides = [f"--set={k}={v}" for k, v in TINY_DCGAN.items() if k != "model.args"]
         # a cron two days ahead: the server's scheduler must create its run (it did not with
         # SQLAlchemy 2.1), and it never starts during the test
@@ -74,9 +45,9 @@ def test_drift_event_starts_retraining_on_its_data_version(data_project, tmp_pat
              "--monitor-cron", "", *overrides], cwd=data_project, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(scheduler)
-        _wait(lambda: httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json(), 120,
+        wait_for(lambda: httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json(), 120,
               "the retraining deployment", procs)
-        scheduled = _wait(lambda: httpx.post(f"{api}/flow_runs/filter", timeout=5, json={
+        scheduled = wait_for(lambda: httpx.post(f"{api}/flow_runs/filter", timeout=5, json={
             "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}}).json(), 90, "the scheduler's cron run", procs)
         assert scheduled[0]["expected_start_time"].startswith(soon.strftime("%Y-%m-%dT00:00:00"))
         time.sleep(3)       # let the trigger's automation register
@@ -86,7 +57,7 @@ def test_drift_event_starts_retraining_on_its_data_version(data_project, tmp_pat
                         "resource={'prefect.resource.id': 'genloop.model.dcgan-digits'}, "
                         f"payload={{'kinds': ['data'], 'data_rev': '{rev}'}})"],
                        env=env, check=True, timeout=60)
-        runs = _wait(lambda: _completed_runs(api), 240, "a triggered retraining run", procs)
+        runs = wait_for(lambda: _completed_runs(api), 240, "a triggered retraining run", procs)
         deployment = httpx.get(f"{api}/deployments/{runs[0]['deployment_id']}", timeout=5).json()
         assert deployment["name"] == "retrain-dcgan-digits"
         assert runs[0]["parameters"]["overrides"]["train.steps"] == TINY_DCGAN["train.steps"]

@@ -3,7 +3,6 @@ import base64
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,13 +10,9 @@ import time
 import httpx
 import pytest
 
+from tests.e2e.processes import free_port
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_bento_server(bento_tag: str, port: int, env: dict, cwd=None):
@@ -43,7 +38,7 @@ def start_bento_server(bento_tag: str, port: int, env: dict, cwd=None):
 @pytest.fixture(scope="module")
 def server(trained_dcgan, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("serving-logs")
-    url, proc = start_bento_server(trained_dcgan["bento_tag"], _free_port(),
+    url, proc = start_bento_server(trained_dcgan["bento_tag"], free_port(),
                                    {**os.environ, "GENLOOP_MONITOR_DIR": str(log_dir)})
     yield url, log_dir
     proc.terminate()
@@ -117,7 +112,7 @@ def test_follow_moves_to_a_new_champion_without_failing_a_request(trained_dcgan,
 
     from components.registry import get_model, save_model, set_champion
 
-    url, proc = start_bento_server(trained_dcgan["bento_tag"], _free_port(),
+    url, proc = start_bento_server(trained_dcgan["bento_tag"], free_port(),
                                    {**os.environ, "GENLOOP_MONITOR_DIR": str(tmp_path / "logs"),
                                     "GENLOOP_FOLLOW": "1", "GENLOOP_FOLLOW_EVERY": "0.2"})
     old = get_model(trained_dcgan["model_tag"])
