@@ -8,7 +8,7 @@ CONFIG ?= configs/dcgan-digits.yaml
 export DO_NOT_TRACK=1 BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false \
        DVC_NO_ANALYTICS=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: run test test-fast install install-dev clean
+.PHONY: run test test-fast install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt $(VENV)/.installed
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
+# the browser tests drive Debian's headless chromium through chromium-driver (no browser
+# download at run time): installed here when missing and this runs as root with apt-get;
+# otherwise those tests skip and say why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium and chromium-driver (apt-get) for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+	    >/dev/null) || echo "apt-get could not install chromium: the browser tests will skip"; \
+	else echo "chromium/chromedriver missing and not root: the browser tests will skip" \
+	  "(sudo apt-get install chromium chromium-driver)"; fi
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -35,7 +47,7 @@ run: install
 	$(BIN)/genloop run --config $(CONFIG)
 
 # the full suite (what CI runs)
-test: install-dev
+test: install-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # the quick tier: everything not marked slow (no Prefect flows, servers or bento builds)

@@ -64,6 +64,11 @@ class ProjectPaths:
     def domain_cache(self) -> Path:
         return self.state / "cache" / "domain"
 
+    @property
+    def evidently(self) -> Path:
+        """The Evidently workspace `genloop dashboard` serves (one project per model)."""
+        return self.state / "evidently"
+
     def monitoring(self, model_name: str) -> Path:
         """Where the service logs the generations of `model_name`."""
         return self.state / "monitoring" / model_name

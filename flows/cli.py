@@ -313,6 +313,28 @@ def approve(flow_run_id: str = typer.Argument(..., metavar="RUN_ID", help="The p
                f"it {'packages and promotes the model' if not reject else 'ends without promoting'} now.")
 
 
+@app.command()
+def dashboard(port: int = typer.Option(8000, help="Port of the Evidently UI."),
+              host: str = typer.Option("127.0.0.1", help="Address to listen on (127.0.0.1: this machine only)."),
+              rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the workspace from the run folders "
+                                           "under runs/ first.")) -> None:
+    """Serve the dashboards: `evidently ui` over .genloop/evidently (one project per model: FID or
+    perplexity and promotions over time, data and output drift, class shares, the champion).
+
+    Prints its URL and the Prefect UI's (when PREFECT_API_URL names a server); Ctrl-C stops it.
+    A missing workspace is built from runs/; a corrupt one is moved aside and rebuilt.
+    """
+    root = _setup()
+    from components.dashboard.server import check_port, serve
+
+    check_port(host, port)
+    if rebuild:
+        from components.dashboard.workspace import DashboardWorkspace
+
+        typer.echo(f"rebuilt the workspace from {DashboardWorkspace(root).rebuild()} run folders under runs/")
+    raise typer.Exit(serve(root, host, port, say=typer.echo))
+
+
 @demo_app.command("drift")
 def demo_drift(dir_: Optional[Path] = typer.Option(None, "--dir", help="A new folder for the demo project "
                                                    "(default: runs/demo-drift-<time>)."),

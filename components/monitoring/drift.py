@@ -106,7 +106,8 @@ def data_drift(reference_dir: Path, current_dir: Path, cfg: RunConfig, feature_c
         cur_share = pd.Series([label for _, label in cur_items]).value_counts(normalize=True)
         classes = sorted(set(ref_share.index) | set(cur_share.index))
         tv = 0.5 * float(sum(abs(ref_share.get(c, 0.0) - cur_share.get(c, 0.0)) for c in classes))
-        details.update(class_share_tv=tv, new_classes=sorted(set(cur_share.index) - set(ref_share.index)),
+        details.update(class_share_tv=tv, current_class_share={str(c): float(v) for c, v in cur_share.items()},
+                       new_classes=sorted(set(cur_share.index) - set(ref_share.index)),
                        missing_classes=sorted(set(ref_share.index) - set(cur_share.index)),
                        reference_items=len(ref_items), current_items=len(cur_items))
         categorical = ["label"]
@@ -247,4 +248,5 @@ def output_drift(reference, current, columns: dict, m: MonitorConfig, out_dir: P
                f"{result.reference_rows} reference rows)")
     return Check("output", fired, result.drift_share, m.output_drift_share, summary,
                  {"columns": result.columns, "html": result.html_path, "json": result.json_path,
+                  "snapshot": result.snapshot_path,
                   "reference_rows": result.reference_rows, "current_rows": result.current_rows})

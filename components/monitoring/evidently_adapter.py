@@ -17,6 +17,7 @@ class DriftResult:
     json_path: str
     reference_rows: int
     current_rows: int
+    snapshot_path: str = ""           # the Evidently snapshot (the dashboard workspace adds it)
 
 
 def drift_report(reference, current, numerical: list[str], categorical: list[str],
@@ -40,6 +41,7 @@ def drift_report(reference, current, numerical: list[str], categorical: list[str
     out_dir.mkdir(parents=True, exist_ok=True)
     html, js = out_dir / "drift_report.html", out_dir / "drift_report.json"
     snapshot.save_html(str(html))
+    (out_dir / "drift_report.snapshot.json").write_text(snapshot.dumps())
     raw = snapshot.dict()
     per_column: dict[str, dict] = {}
     share = 0.0
@@ -54,7 +56,7 @@ def drift_report(reference, current, numerical: list[str], categorical: list[str
         elif config["type"].endswith("DriftedColumnsCount"):
             share = float(metric["value"]["share"])
     result = DriftResult(share, [c for c, v in per_column.items() if v["drifted"]], per_column,
-                         str(html), str(js), len(reference), len(current))
+                         str(html), str(js), len(reference), len(current), str(out_dir / "drift_report.snapshot.json"))
     js.write_text(json.dumps({**asdict(result), "evidently": raw}, indent=2, default=str))
     return result
 
@@ -93,6 +95,7 @@ def embedding_drift_report(reference_emb, current_emb, reference_desc, current_d
     out_dir.mkdir(parents=True, exist_ok=True)
     html, js = out_dir / "data_drift.html", out_dir / "data_drift.json"
     snapshot.save_html(str(html))
+    (out_dir / "data_drift.snapshot.json").write_text(snapshot.dumps())
     raw = snapshot.dict()
     score, columns = float("nan"), {}
     for metric in raw["metrics"]:
@@ -107,6 +110,7 @@ def embedding_drift_report(reference_emb, current_emb, reference_desc, current_d
     result = {"embedding_drift_score": score, "embedding_method": m.embedding_method,
               "descriptor_columns": columns, "drifted_descriptors": [c for c, v in columns.items() if v["drifted"]],
               "html_path": str(html), "json_path": str(js),
+              "snapshot_path": str(out_dir / "data_drift.snapshot.json"),
               "reference_rows": len(reference_emb), "current_rows": len(current_emb)}
     js.write_text(json.dumps({**result, "evidently": raw}, indent=2, default=str))
     return result

@@ -51,7 +51,10 @@ def start_prefect_server(tmp_path: Path) -> tuple[str, dict, subprocess.Popen, P
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
            "BENTOML_HOME": str(tmp_path / "bentoml"),         # its own model store
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           # the UI's API address: `prefect server start --port N` does not pass N on to it, so
+           # the browser would call the default port 4200; a relative URL means this server
+           "PREFECT_UI_API_URL": "/api"}
     log = tmp_path / "prefect-server.log"
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                "--port", str(port)], env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},

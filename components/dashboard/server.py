@@ -1,0 +1,122 @@
+"""`genloop dashboard`: `evidently ui` over the project's workspace on 127.0.0.1, its URL and
+the Prefect UI's, until Ctrl-C."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from components.errors import GenloopError
+
+
+def check_port(host: str, port: int) -> None:
+    """A clear error when the port is taken (before the UI starts and dies with a traceback)."""
+    if not 0 < port < 65536:
+        raise GenloopError(f"--port {port} is not a TCP port (1-65535).")
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise GenloopError(f"port {port} on {host} is in use ({exc.strerror}): stop what listens there, or "
+                               f"pick another port with `genloop dashboard --port N`.") from None
+
+
+def prefect_ui_url() -> str | None:
+    """The Prefect UI of the configured server (PREFECT_UI_URL, else PREFECT_API_URL without
+    /api); None when no server is configured (runs use Prefect's ephemeral API)."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    ui = settings.ui_url or os.environ.get("PREFECT_UI_URL")
+    api = settings.api.url
+    if ui and api:
+        return str(ui).rstrip("/")
+    if api:
+        return str(api).rstrip("/").removesuffix("/api")
+    return None
+
+
+@dataclass
+class Dashboard:
+    """A running `evidently ui` process over the workspace."""
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+
+def start(workspace: Path, host: str = "127.0.0.1", port: int = 8000, log: Path | None = None,
+          timeout: float = 90) -> Dashboard:
+    """Start `evidently ui` on host:port over `workspace` and wait until it answers."""
+    import httpx
+
+    check_port(host, port)
+    log = log or workspace.with_name("evidently-ui.log")
+    env = {**os.environ, "DO_NOT_TRACK": "1"}
+    out = log.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "evidently.cli", "ui", "--workspace", str(workspace),
+                                "--host", host, "--port", str(port)], env=env, stdout=out,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    out.close()
+    url = f"http://{host}:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise GenloopError(f"evidently ui exited with code {process.returncode} before it answered; its log "
+                               f"({log}) ends:\n{log.read_text()[-1500:]}")
+        try:
+            if httpx.get(f"{url}/api/version", timeout=2).status_code == 200:
+                return Dashboard(process, url, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    Dashboard(process, url, log).stop()
+    raise GenloopError(f"evidently ui did not answer on {url} within {timeout:.0f} s; see {log}.")
+
+
+def serve(root: Path, host: str, port: int, say=print) -> int:
+    """`genloop dashboard`: repair/create the workspace, start the UI, print the URLs, and
+    stop the UI cleanly on Ctrl-C (or when it exits by itself)."""
+    from components.dashboard.workspace import DashboardWorkspace
+
+    check_port(host, port)
+    workspace = DashboardWorkspace(root)
+    message = workspace.ensure()
+    if message:
+        say(message)
+    dashboard = start(workspace.path, host, port)
+    say(f"Evidently UI: {dashboard.url}  (workspace {workspace.path}; log {dashboard.log})")
+    for model, entry in sorted(workspace.projects().items()):
+        say(f"  {model}: {dashboard.url}/projects/{entry['project']}  ({len(entry['sources'])} runs)")
+    if not workspace.projects():
+        say("  no projects yet: `genloop run` and `genloop monitor` add their runs here")
+    prefect = prefect_ui_url()
+    say(f"Prefect UI:   {prefect}" if prefect else
+        "Prefect UI:   no Prefect server configured (set PREFECT_API_URL; `prefect server start` serves one)")
+    say("Ctrl-C stops the dashboard.")
+
+    def interrupted(signum, frame):          # SIGTERM (a service manager, `timeout`) stops it as Ctrl-C does
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        code = dashboard.process.wait()
+        say(f"evidently ui exited with code {code}; see {dashboard.log}")
+        return 1
+    except KeyboardInterrupt:
+        dashboard.stop()
+        say("dashboard stopped")
+        return 0
