@@ -1,22 +1,21 @@
 """Human approval before packaging (`gate.require_approval`): what a person decided, how it
 turns the gate's decision into the final one, and the page the reviewer looks at. Plain
-Python; the pause itself (Prefect `pause_flow_run`) and `genloop approve` live in flows/."""
+Python; the pause itself (Prefect `pause_flow_run`) and `genloop approve` live in flows/.
+The page's key and its embedded samples come from components/artifacts.py."""
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from components.artifacts import samples_markdown
 from components.results import Evaluated, Gated
 
 PAUSE_KEY = "approval"          # Prefect pause key of the approval pause (one per flow run)
-MAX_TEXT_SAMPLES = 4000         # characters of samples.txt shown on the approval page
 
 
 def _now() -> str:
@@ -98,37 +97,10 @@ def record(run_dir: Path, final: Gated) -> Gated:
     return dataclasses.replace(final, files=(*final.files, str(path)))
 
 
-def artifact_key(model_name: str) -> str:
-    """A Prefect artifact key (lowercase letters, digits, dashes) for the model's approval page."""
-    return "approval-" + (re.sub(r"[^a-z0-9-]+", "-", model_name.lower()).strip("-") or "model")
-
-
 def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
     return str(value)
-
-
-def _sample_file(evaluated: Evaluated) -> Path | None:
-    for name in evaluated.files:
-        if Path(name).name.startswith("samples.") and Path(name).is_file():
-            return Path(name)
-    return None
-
-
-def samples_markdown(evaluated: Evaluated) -> list[str]:
-    """The sample grid embedded as a data URI (a Prefect artifact cannot point at a local
-    file), or the text samples in a code block."""
-    path = _sample_file(evaluated)
-    if path is None:
-        return ["(no samples were written)"]
-    if path.suffix == ".png":
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        return [f"![samples](data:image/png;base64,{data})"]
-    text = path.read_text(errors="replace")
-    if len(text) > MAX_TEXT_SAMPLES:
-        text = text[:MAX_TEXT_SAMPLES] + "\n..."
-    return ["```", text.replace("```", "'''").rstrip(), "```"]
 
 
 def approval_markdown(*, model_name: str, run_id: str, flow_run_id: str, evaluated: Evaluated,

@@ -15,6 +15,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from components import approval
+from components.artifacts import artifact_key
 from components.errors import GenloopError
 from components.results import Audited, Evaluated, Gated
 from components.runs import RunContext
@@ -60,7 +61,7 @@ def await_approval(ctx: RunContext, evaluated: Evaluated, audited: Audited, gate
     logger = get_run_logger()
     timeout = ctx.config.gate.approval_timeout
     flow_run_id = str(FlowRunContext.get().flow_run.id)
-    key = approval.artifact_key(ctx.config.name)
+    key = artifact_key("approval", ctx.config.name)
     create_markdown_artifact(
         approval.approval_markdown(model_name=ctx.config.name, run_id=ctx.run_id, flow_run_id=flow_run_id,
                                    evaluated=evaluated, gated=gated, audit_passed=audited.passed,

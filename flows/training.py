@@ -1,12 +1,15 @@
 """The retraining flow: validate -> augment -> train -> evaluate -> audit -> gate -> (a person's
-approval, with gate.require_approval) -> package."""
+approval, with gate.require_approval) -> package -> report; every run publishes the Prefect
+artifacts `metrics-<model>` (table) and `report-<model>` (markdown, sample grid embedded):
+components/artifacts.py."""
 from __future__ import annotations
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from components import approval, stages
+from components import approval, artifacts, stages
+from components.dashboard.workspace import record_run
 from components.results import RunStages
 from components.runs import prepare_run
 from components.summary import write_summary
@@ -23,6 +26,7 @@ audit = _task(stages.audit, name="audit")
 gate = _task(stages.gate, name="gate")
 package = _task(stages.package, name="package")
 report = _task(stages.report, name="report")
+dashboard = _task(record_run, name="dashboard")
 
 
 @flow(name="genloop-retrain", log_prints=True)
@@ -41,7 +45,12 @@ def retrain(root: str, config_path: str, overrides: dict | None = None,
         gated = await_approval(ctx, evaluated, audited, gated)
     packaged = package(ctx, trained, evaluated, audited, gated)
     reported = report(ctx, evaluated, audited, gated)
-    create_markdown_artifact(reported.markdown, key=f"report-{ctx.config.name}",
-                             description=f"genloop run {ctx.run_id}")
-    return write_summary(ctx, RunStages(validated, augmented, trained, evaluated, audited, gated,
-                                        packaged, reported))
+    summary = write_summary(ctx, RunStages(validated, augmented, trained, evaluated, audited, gated,
+                                           packaged, reported))
+    name, about = ctx.config.name, f"genloop run {ctx.run_id}: {'promoted' if gated.promote else 'not promoted'}"
+    create_table_artifact(artifacts.metrics_table(summary, trained, evaluated, gated),
+                          key=artifacts.artifact_key("metrics", name), description=about)
+    create_markdown_artifact(artifacts.report_markdown(reported.markdown, evaluated, ctx.run_dir),
+                             key=artifacts.artifact_key("report", name), description=about)
+    dashboard(root, ctx.run_dir)                       # the Evidently workspace's snapshot of this run
+    return summary

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from components.approval import (Approval, apply, approval_markdown, artifact_key, needs_approval, record,
-                                 samples_markdown)
+from components.approval import Approval, apply, approval_markdown, needs_approval, record
+from components.artifacts import artifact_key, samples_markdown
 from components.gate import Scorecard
 from components.results import Evaluated, Gated
 
@@ -77,8 +77,8 @@ def test_record_writes_approval_json_and_adds_it_to_gate_json(tmp_path):
 
 
 def test_artifact_key_is_a_valid_prefect_key():
-    assert artifact_key("dcgan-digits") == "approval-dcgan-digits"
-    assert artifact_key("My_Model.v2") == "approval-my-model-v2"
+    assert artifact_key("approval", "dcgan-digits") == "approval-dcgan-digits"
+    assert artifact_key("approval", "My_Model.v2") == "approval-my-model-v2"
 
 
 def _evaluated(tmp_path, sample_name: str, content: bytes) -> Evaluated:

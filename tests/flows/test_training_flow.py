@@ -1,3 +1,4 @@
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -38,6 +39,56 @@ def test_dcgan_flow_promotes_and_packages(trained_dcgan, data_project):
     assert model.info.metadata["scorecard"]["protocol"] == {"samples": 24, "reference_samples": 24}
     assert model.info.metadata["metrics"]["fid"] == pytest.approx(metrics["fid"])
     assert (Path(model.path) / "checkpoint" / "checkpoint.json").is_file()
+
+
+def _published(key: str, run_id: str):
+    """The newest artifact `key` whose description names `run_id` (a genloop run id, or the
+    model tag a monitor run checked), read back from the Prefect API, and its data (a
+    table's rows decoded from JSON)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                      sort=ArtifactSort.CREATED_DESC)
+    mine = [a for a in found if a.description and run_id in a.description]
+    assert mine, [(a.key, a.description) for a in found]
+    data = mine[0].data
+    return mine[0], (json.loads(data) if mine[0].type == "table" and isinstance(data, str) else data)
+
+
+def test_the_flow_publishes_its_metrics_table_and_report(trained_dcgan):
+    s = trained_dcgan
+    metrics = json.loads((Path(s["run_dir"]) / "evaluate/metrics.json").read_text())
+    artifact, rows = _published("metrics-dcgan-digits", s["run_id"])
+    assert artifact.type == "table" and artifact.flow_run_id is not None
+    table = {row["quantity"]: row["value"] for row in rows}
+    assert table["fid"] == pytest.approx(metrics["fid"], rel=1e-4)
+    assert table["kid"] == pytest.approx(metrics["kid"], rel=1e-4)
+    low, high = (float(x) for x in table["fid 95% interval"].split(" (")[0].split(" .. "))
+    assert (low, high) == pytest.approx((metrics["fid_interval"]["low"], metrics["fid_interval"]["high"]), rel=1e-4)
+    assert table["promoted"] == "yes" and table["model tag"] == s["model_tag"] and table["run id"] == s["run_id"]
+    assert table["data md5"] == s["data_md5"] and table["train steps"] == TINY_DCGAN["train.steps"]
+    report, md = _published("report-dcgan-digits", s["run_id"])
+    assert report.type == "markdown" and report.flow_run_id == artifact.flow_run_id
+    assert md.startswith(f"# genloop run {s['run_id']}") and "](evaluate/samples.png)" not in md
+    grid = md.split("![samples](data:image/png;base64,", 1)[1].split(")", 1)[0]
+    assert base64.b64decode(grid) == (Path(s["run_dir"]) / "evaluate/samples.png").read_bytes()
+
+
+def test_the_monitor_flow_publishes_its_checks(trained_dcgan, data_project):
+    from flows.monitoring import monitor
+
+    result = monitor(str(data_project), "dcgan-digits", ["staleness"])
+    (check,) = result["checks"]
+    markdown, _ = _published("monitor-dcgan-digits", result["model_tag"])     # the champion it checked
+    assert markdown.type == "markdown" and f"| staleness | {'FIRED' if check['fired'] else 'ok'} |" in markdown.data
+    table, rows = _published("monitor-checks-dcgan-digits", result["model_tag"])
+    assert table.type == "table" and table.flow_run_id == markdown.flow_run_id
+    assert rows == [{"check": "staleness", "fired": "yes" if check["fired"] else "no",
+                     "score": pytest.approx(check["score"], rel=1e-4),
+                     "threshold": pytest.approx(check["threshold"], rel=1e-4), "summary": check["summary"]}]
 
 
 def test_worse_challenger_keeps_the_champion(trained_dcgan, data_project):
@@ -87,6 +138,11 @@ def test_charlm_flow_reports_perplexity(data_project, prefect_harness):
     bias = json.loads((Path(s["run_dir"]) / "bias.json").read_text())
     assert set(bias["group_mean_sentiment"]) == {"man", "woman"}
     assert s["promoted"] and s["model_tag"].startswith("charlm-pydocs:")
+    _, rows = _published("metrics-charlm-pydocs", s["run_id"])
+    table = {row["quantity"]: row["value"] for row in rows}
+    assert table["perplexity"] == pytest.approx(metrics["perplexity"], rel=1e-4) and "fid" not in table
+    _, md = _published("report-charlm-pydocs", s["run_id"])
+    assert "data:image" not in md and "## Samples\n\n```" in md
     # built after the DCGAN's bento in this process: it must carry its own model, not the first one's
     import bentoml
     bento = bentoml.bentos.get(s["bento_tag"])
