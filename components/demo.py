@@ -116,6 +116,8 @@ class Demo:
                     "DVC_NO_ANALYTICS": "1", "GENLOOP_FOLLOW_EVERY": "1"})
         if not server:
             env["PREFECT_API_URL"] = self.api
+        else:       # `prefect server start --port N` does not tell its UI the port: the UI would call :4200
+            env["PREFECT_UI_API_URL"] = "/api"
         return env
 
     def genloop(self, *args: str) -> list[str]:

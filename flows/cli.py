@@ -356,7 +356,7 @@ def demo_drift(dir_: Optional[Path] = typer.Option(None, "--dir", help="A new fo
     demo = Demo(folder, steps=steps, samples=samples, timeout=timeout, say=typer.echo)
     demo.run()
     typer.echo("\n" + demo.markdown() + f"\nsummary: {folder / 'summary.md'}; served new classes: "
-               f"{folder / 'served-new-classes.png'}")
+               f"{folder / 'served-new-classes.png'}\ndashboards of the runs: cd {folder} && genloop dashboard")
 
 
 def main() -> None:

@@ -178,3 +178,32 @@ def test_a_port_in_use_names_the_port_and_the_option(tmp_path):
     assert not (tmp_path / ".genloop" / "evidently").exists()     # nothing created before the check
     with pytest.raises(GenloopError, match="not a TCP port"):
         check_port("127.0.0.1", 70000)
+
+
+def test_a_text_run_draws_perplexity_and_the_audit_groups(tmp_path):
+    run = training_run(tmp_path, "20260101-100000", 0.0, promoted=True, model="charlm-pydocs")
+    (run / "evaluate" / "metrics.json").write_text(json.dumps({"perplexity": 5.07, "bits_per_char": 2.34}))
+    (run / "gate.json").write_text(json.dumps({"challenger": {"metric": "perplexity", "value": 5.07}}))
+    (run / "bias.json").write_text(json.dumps({"audit": "sentiment_gap", "passed": True, "representation": {
+        "share": {"man": 0.25, "woman": 0.75}}}))
+    ws = DashboardWorkspace(tmp_path)
+    assert ws.add_run_folder(run)
+    entry = ws.projects()["charlm-pydocs"]
+    assert entry["metric"] == "perplexity" and entry["classes"] == ["man", "woman"]
+    board = json.loads((ws.path / entry["project"] / "dashboard.json").read_text())
+    titles = [p["title"] for p in board["panels"]]
+    assert "perplexity over time (lower is better)" in titles and "KID" not in titles
+    assert "perplexity 5.07" in board["panels"][0]["subtitle"]
+    (snapshot,) = snapshot_files(ws, "charlm-pydocs")
+    values = {r["metric_value_location"]["metric"]["params"]["column"]: r["value"]
+              for r in snapshot["metric_results"].values()}
+    assert values["perplexity"] == 5.07 and values["share:woman"] == 0.75 and "fid" not in values
+
+
+def test_a_dashboard_failure_does_not_fail_the_run(tmp_path, caplog):
+    from components.dashboard.workspace import record_run
+
+    run = training_run(tmp_path, "20260101-100000", 31.5, promoted=True)
+    (tmp_path / ".genloop").write_text("a file where the state folder belongs")
+    assert record_run(tmp_path, run) is False
+    assert "was not added to the Evidently workspace" in caplog.text and "--rebuild" in caplog.text
