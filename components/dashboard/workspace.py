@@ -273,12 +273,18 @@ class DashboardWorkspace:
 
     def _write(self, relative: str, payload: dict) -> None:
         """One file of Evidently's local workspace layout, written whole or not at all: a
-        running `evidently ui` watches the folder and must never read half a snapshot."""
+        running `evidently ui` watches the folder and must never read half a snapshot. The
+        file is written next to the workspace and moved in: the UI's watcher sees a move
+        from outside its folder as a new file (a rename inside it is ignored)."""
+        import os
+
         from evidently.legacy.utils import NumpyEncoder
 
         path = self.path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
+        staging = self.path.with_name(self.path.name + ".staging")
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = staging / f"{os.getpid()}-{path.name}"
         tmp.write_text(json.dumps(payload, cls=NumpyEncoder))
         tmp.replace(path)
 

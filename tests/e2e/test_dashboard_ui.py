@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.components.test_dashboard import monitor_run
 from tests.e2e.browser import chromium, screenshot, wait_in_page
 from tests.e2e.processes import free_port, wait_for
 
@@ -112,6 +113,11 @@ def test_dashboard_draws_the_monitor_and_retraining_runs(trained_dcgan, data_pro
             body = driver.execute_script("return document.body.innerText")
             assert f"Champion: {tag}" in body
             screenshot(driver, "evidently-dashboard")
+            # a run added while the UI runs shows on the next page load
+            assert DashboardWorkspace(root).add_run_folder(monitor_run(root, "20991231-235959", 0.9))
+            driver.refresh()
+            wait_in_page(driver, lambda d: sorted((d.execute_script(PANEL_POINTS, "Output drift share") or {})
+                                                  .values()) == [3, 3], 30, "the third monitor run's points")
     finally:
         proc.send_signal(signal.SIGINT)
         try:
