@@ -6,15 +6,18 @@ Builds a project with RUNS run folders (half retraining runs, half monitor runs 
 Evidently drift report each; the folder builders of tests/components/test_dashboard.py),
 then:
   add:   genloop's `add_run_folder` (read the folder, build the snapshot, the index, rewrite
-         the dashboard) vs Evidently's bare `Workspace.add_run` of the same snapshot;
+         the dashboard; median of 5 per kind) vs Evidently's bare `Workspace.add_run` of an
+         already-built snapshot (median of 5, into a copy of the workspace);
   start: `genloop dashboard`'s workspace check (loads every snapshot, as `evidently ui` does);
-  page:  the model's dashboard until every panel has drawn all its points, vs Evidently's
-         own projects page (/, no charts), same server, same browser session, median of 5.
+  page:  the model's dashboard until the output-drift panel has drawn all its points (one
+         per monitor run and series), vs Evidently's own projects page (/, no charts), same
+         server, same browser session, median of 5.
 Usage: .venv/bin/python benchmarks/dashboard_scale.py [RUNS]   (needs chromium + chromedriver)
 """
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -58,18 +61,21 @@ def main(runs: int = 100) -> dict:
     folders = build(root, runs)
     ws = DashboardWorkspace(root)
     build_s, _ = timed(ws.ensure)                                   # the workspace from runs/
-    # one more run of each kind, added to the 100-snapshot workspace
-    extra_train = training_run(root, "20260201-000000", 20.0, promoted=True)
-    extra_monitor = monitor_run(root, "20260201-010000", 0.9)
-    add_train_s, _ = timed(lambda: ws.add_run_folder(extra_train))
-    add_monitor_s, _ = timed(lambda: ws.add_run_folder(extra_monitor))
-    # bare Evidently: add the same kind of snapshot, already built, to the same workspace
-    bare = Workspace(str(ws.path))
-    project = ws.projects()["dcgan-digits"]["project"]
-    snapshot = summary_snapshot(figures_of(extra_train))
-    bare_add_s, _ = timed(lambda: bare.add_run(project, snapshot), repeat=5)
+    # five more runs of each kind, each added to the (growing) 100-run workspace: medians
+    extra_train = [training_run(root, f"20260201-00000{i}", 20.0, promoted=True) for i in range(5)]
+    extra_monitor = [monitor_run(root, f"20260201-01000{i}", 0.9) for i in range(5)]
+    add_train_s = statistics.median(timed(lambda f=f: ws.add_run_folder(f))[0] for f in extra_train)
+    add_monitor_s = statistics.median(timed(lambda f=f: ws.add_run_folder(f))[0] for f in extra_monitor)
+    snapshots = sum(1 for _ in ws.path.glob("*/snapshots/*.json"))
     check_s, problem = timed(ws.problem)
     assert problem is None, problem
+    # bare Evidently: add the same kind of snapshot, already built, to a copy of the workspace
+    bare_path = root / "bare-workspace"
+    shutil.copytree(ws.path, bare_path)
+    bare = Workspace(str(bare_path))
+    project = ws.projects()["dcgan-digits"]["project"]
+    snapshot = summary_snapshot(figures_of(extra_train[0]))
+    bare_add_s, _ = timed(lambda: bare.add_run(project, snapshot), repeat=5)
 
     entry = ws.projects()["dcgan-digits"]
     monitors = len([s for s in entry["sources"] if s.startswith("monitor-")])
@@ -103,7 +109,7 @@ def main(runs: int = 100) -> dict:
     finally:
         ui.stop()
     result = {
-        "runs": runs + 2, "snapshots": sum(1 for _ in ws.path.glob("*/snapshots/*.json")),
+        "runs": runs + 10, "snapshots": snapshots,
         "build_from_runs_s": round(build_s, 2),
         "add_training_run_s": round(add_train_s, 3), "add_monitor_run_s": round(add_monitor_s, 3),
         "bare_evidently_add_run_s": round(bare_add_s, 3),

@@ -19,11 +19,17 @@ def check_port(host: str, port: int) -> None:
     if not 0 < port < 65536:
         raise GenloopError(f"--port {port} is not a TCP port (1-65535).")
     with socket.socket() as s:
+        # as uvicorn binds: a port left in TIME_WAIT by the last dashboard is free to it
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise GenloopError(f"port {port} on {host} is in use ({exc.strerror}): stop what listens there, or "
-                               f"pick another port with `genloop dashboard --port N`.") from None
+            raise port_in_use(host, port, exc.strerror) from None
+
+
+def port_in_use(host: str, port: int, why: str = "address already in use") -> GenloopError:
+    return GenloopError(f"port {port} on {host} is in use ({why}): stop what listens there, or pick another "
+                        f"port with `genloop dashboard --port N`.")
 
 
 def prefect_ui_url() -> str | None:
@@ -49,13 +55,18 @@ class Dashboard:
     log: Path
 
     def stop(self, timeout: float = 15) -> int:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
+        """SIGINT to the UI's process group (uvicorn shuts down), SIGKILL if it lingers."""
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            if self.process.poll() is not None:
+                break
             try:
+                os.killpg(self.process.pid, sig)
                 self.process.wait(timeout)
+            except ProcessLookupError:
+                break
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                continue
+        self.process.wait()
         return self.process.returncode
 
 
@@ -73,50 +84,60 @@ def start(workspace: Path, host: str = "127.0.0.1", port: int = 8000, log: Path 
                                stderr=subprocess.STDOUT, start_new_session=True)
     out.close()
     url = f"http://{host}:{port}"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise GenloopError(f"evidently ui exited with code {process.returncode} before it answered; its log "
-                               f"({log}) ends:\n{log.read_text()[-1500:]}")
-        try:
-            if httpx.get(f"{url}/api/version", timeout=2).status_code == 200:
-                return Dashboard(process, url, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    Dashboard(process, url, log).stop()
-    raise GenloopError(f"evidently ui did not answer on {url} within {timeout:.0f} s; see {log}.")
+    dashboard = Dashboard(process, url, log)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if process.poll() is not None:
+                text = log.read_text()
+                if "address already in use" in text.lower():       # taken since check_port
+                    raise port_in_use(host, port)
+                raise GenloopError(f"evidently ui exited with code {process.returncode} before it answered; "
+                                   f"its log ({log}) ends:\n{text[-1500:]}")
+            try:
+                if httpx.get(f"{url}/api/version", timeout=2).status_code == 200:
+                    return dashboard
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise GenloopError(f"evidently ui did not answer on {url} within {timeout:.0f} s; see {log}.")
+    except BaseException:           # a failure or Ctrl-C while waiting: no UI left behind
+        dashboard.stop()
+        raise
 
 
 def serve(root: Path, host: str, port: int, say=print) -> int:
     """`genloop dashboard`: repair/create the workspace, start the UI, print the URLs, and
-    stop the UI cleanly on Ctrl-C (or when it exits by itself)."""
+    stop the UI on Ctrl-C, SIGTERM or SIGHUP (or report when it exits by itself). The UI
+    runs in its own session, so the terminal's Ctrl-C reaches only this process, which
+    stops it: it is stopped on every way out once started."""
     from components.dashboard.workspace import DashboardWorkspace
 
+    def interrupted(signum, frame):          # SIGTERM (a service manager, `timeout`), SIGHUP: as Ctrl-C
+        raise KeyboardInterrupt
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     check_port(host, port)
     workspace = DashboardWorkspace(root)
     message = workspace.ensure()
     if message:
         say(message)
     dashboard = start(workspace.path, host, port)
-    say(f"Evidently UI: {dashboard.url}  (workspace {workspace.path}; log {dashboard.log})")
-    for model, entry in sorted(workspace.projects().items()):
-        say(f"  {model}: {dashboard.url}/projects/{entry['project']}  ({len(entry['sources'])} runs)")
-    if not workspace.projects():
-        say("  no projects yet: `genloop run` and `genloop monitor` add their runs here")
-    prefect = prefect_ui_url()
-    say(f"Prefect UI:   {prefect}" if prefect else
-        "Prefect UI:   no Prefect server configured (set PREFECT_API_URL; `prefect server start` serves one)")
-    say("Ctrl-C stops the dashboard.")
-
-    def interrupted(signum, frame):          # SIGTERM (a service manager, `timeout`) stops it as Ctrl-C does
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, interrupted)
     try:
+        say(f"Evidently UI: {dashboard.url}  (workspace {workspace.path}; log {dashboard.log})")
+        for model, entry in sorted(workspace.projects().items()):
+            say(f"  {model}: {dashboard.url}/projects/{entry['project']}  ({len(entry['sources'])} runs)")
+        if not workspace.projects():
+            say("  no projects yet: `genloop run` and `genloop monitor` add their runs here")
+        prefect = prefect_ui_url()
+        say(f"Prefect UI:   {prefect}" if prefect else
+            "Prefect UI:   no Prefect server configured (set PREFECT_API_URL; `prefect server start` serves one)")
+        say("Ctrl-C stops the dashboard.")
         code = dashboard.process.wait()
         say(f"evidently ui exited with code {code}; see {dashboard.log}")
         return 1
     except KeyboardInterrupt:
-        dashboard.stop()
         say("dashboard stopped")
         return 0
+    finally:
+        dashboard.stop()

@@ -18,7 +18,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from components.errors import GenloopError
@@ -106,7 +106,11 @@ def training_figures(run_dir: Path) -> RunFigures | None:
                 "promoted": str(promoted).lower(), "decision": str(summary.get("decision", ""))[:300],
                 "model_tag": str(summary.get("model_tag") or ""), "data_md5": str(summary.get("data_md5") or ""),
                 "champion_tag": str(champion.get("tag") or "")}
-    return RunFigures(summary.get("model_name") or run["config"]["name"], run_dir.name, TRAINING, _stamp(summary["run_id"][:15]),
+    # drawn at the run's end (its start plus its stages' seconds): a promotion is placed after
+    # the monitor runs that still checked the old champion
+    finished = _stamp(summary["run_id"][:15]) + timedelta(
+        seconds=sum(float(stage.get("seconds") or 0) for stage in summary.get("stages", [])))
+    return RunFigures(summary.get("model_name") or run["config"]["name"], run_dir.name, TRAINING, finished,
                       {k: v for k, v in figures.items() if v is not None}, metadata, classes=classes)
 
 
@@ -142,7 +146,7 @@ def monitor_figures(report_dir: Path) -> RunFigures | None:
             reports.append(snapshot)
     stamp = report_dir.name.split("-", 1)[1][:15] if report_dir.name.startswith("monitor-") else ""
     try:
-        when = _stamp(stamp)
+        when = _stamp(stamp) + timedelta(seconds=float(result.get("seconds") or 0))     # its end
     except ValueError:
         when = datetime.fromtimestamp((report_dir / "monitor.json").stat().st_mtime)
     metadata = {"kind": MONITOR, "model_tag": str(result.get("model_tag", "")),
@@ -172,23 +176,29 @@ def _locked(path: Path):
 class DashboardWorkspace:
     """genloop's view of the Evidently workspace of one project root."""
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, path: Path | None = None):
         self.paths = ProjectPaths.at(root)
-        self.path = self.paths.evidently
+        self.path = Path(path) if path else self.paths.evidently
 
     # -- checks and repair
 
     def problem(self) -> str | None:
         """Why the workspace cannot be served as it is (None: it can). Loads it the way
-        `evidently ui` does, every snapshot included."""
+        `evidently ui` does, every snapshot included, and each project's dashboard."""
         if not self.path.exists():
             return None
         if not self.path.is_dir():
             return f"{self.path} is a file, not a folder"
         try:
+            from evidently.sdk.models import DashboardModel
             from evidently.ui.service.storage.local.base import LocalState
+            from evidently.ui.storage.local.base import DASHBOARD_FILE_NAME
 
-            LocalState.load(str(self.path), None)
+            state = LocalState.load(str(self.path), None)
+            for project_id in state.projects:
+                board = self.path / str(project_id) / DASHBOARD_FILE_NAME
+                if board.exists():
+                    DashboardModel.parse_raw(board.read_text())
             index = self.path / INDEX
             if index.exists():
                 json.loads(index.read_text())
@@ -197,8 +207,8 @@ class DashboardWorkspace:
         return None
 
     def ensure(self) -> str | None:
-        """A workspace that loads: created (and filled from runs/) when missing, moved aside
-        and rebuilt when corrupt. Returns a message for the person when it repaired something."""
+        """A workspace that loads: built from runs/ when missing; when corrupt, moved aside
+        (kept) and rebuilt. Returns a message for the person when it did either."""
         with _locked(self.path):
             if not self.path.exists():
                 count = self._rebuild_unlocked()
@@ -206,40 +216,56 @@ class DashboardWorkspace:
             reason = self.problem()
             if reason is None:
                 return None
+            count, aside = self._rebuild_unlocked(keep_old=True)
+            return (f"the Evidently workspace {self.path} was corrupt ({reason}); moved it to {aside} and built "
+                    f"a fresh one from {count} run folders under runs/ (restart `genloop dashboard` if it is "
+                    f"running: the projects have new ids)")
+
+    def rebuild(self) -> int:
+        """Rebuild from runs/. The old workspace is replaced only once the new one is built;
+        a corrupt one is kept aside, a sound one removed (it holds only derived data)."""
+        with _locked(self.path):
+            keep = self.path.exists() and self.problem() is not None
+            count, aside = self._rebuild_unlocked(keep_old=True)
+            if aside is not None and not keep:
+                shutil.rmtree(aside) if aside.is_dir() else aside.unlink()
+            return count
+
+    def _rebuild_unlocked(self, keep_old: bool = False):
+        """Build a workspace from runs/ in a staging folder and move it into place: an error
+        or an interruption midway leaves the old workspace (or none), never half a new one.
+        Returns the number of runs (and, with keep_old, where the old workspace went)."""
+        staging = self.path.with_name(self.path.name + ".rebuild")
+        if staging.exists():
+            shutil.rmtree(staging)
+        fresh = DashboardWorkspace(self.paths.root, staging)
+        staging.mkdir(parents=True)
+        runs = []
+        folders = [p for p in self.paths.runs.iterdir() if p.is_dir()] if self.paths.runs.is_dir() else []
+        for folder in folders:
+            try:
+                run = figures_of(folder)
+            except Exception as exc:          # one unreadable folder must not stop the others
+                log.warning("dashboard: skipped %s: %s", folder, exc)
+                continue
+            if run is not None:
+                runs.append(run)
+        for run in sorted(runs, key=lambda r: (r.timestamp, r.source)):
+            try:
+                fresh._add_unlocked(run)
+            except Exception as exc:
+                log.warning("dashboard: skipped %s: %s", run.source, exc)
+                runs.remove(run)
+        aside = None
+        if self.path.exists():
             aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             number = 1
             while aside.exists():
                 number += 1
                 aside = aside.with_name(f"{aside.name.rsplit('~', 1)[0]}~{number}")
             self.path.rename(aside)
-            count = self._rebuild_unlocked()
-            return (f"the Evidently workspace {self.path} was corrupt ({reason}); moved it to {aside} and built "
-                    f"a fresh one from {count} run folders under runs/")
-
-    def rebuild(self) -> int:
-        """Rebuild from runs/ (the old workspace is removed: it holds only derived data)."""
-        with _locked(self.path):
-            if self.path.is_dir():
-                shutil.rmtree(self.path)
-            elif self.path.exists():
-                self.path.unlink()
-            return self._rebuild_unlocked()
-
-    def _rebuild_unlocked(self) -> int:
-        self.path.mkdir(parents=True, exist_ok=True)
-        count = 0
-        folders = sorted((p for p in self.paths.runs.iterdir() if p.is_dir()), key=_folder_time) \
-            if self.paths.runs.is_dir() else []
-        for folder in folders:
-            try:
-                run = figures_of(folder)
-            except (GenloopError, KeyError, ValueError) as exc:
-                log.warning("dashboard: skipped %s: %s", folder, exc)
-                continue
-            if run is not None:
-                self._add_unlocked(run)
-                count += 1
-        return count
+        staging.rename(self.path)
+        return (len(runs), aside) if keep_old else len(runs)
 
     # -- adding runs
 
@@ -282,7 +308,7 @@ class DashboardWorkspace:
 
         path = self.path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = self.path.with_name(self.path.name + ".staging")
+        staging = self.paths.evidently.with_name(self.paths.evidently.name + ".staging")
         staging.mkdir(parents=True, exist_ok=True)
         tmp = staging / f"{os.getpid()}-{path.name}"
         tmp.write_text(json.dumps(payload, cls=NumpyEncoder))
@@ -292,7 +318,6 @@ class DashboardWorkspace:
         # Evidently's `Workspace` object would do these writes, but constructing one loads
         # every snapshot of the workspace (its dataset manager), which made each add O(runs):
         # 0.9 s at 100 runs. The files and their layout are those of its LocalState.
-        from evidently.legacy.core import new_id
         from evidently.sdk.models import ProjectModel
         from evidently.ui.storage.local.base import DASHBOARD_FILE_NAME, PROJECT_FILE_NAME, SNAPSHOTS_DIR_NAME
 
@@ -313,7 +338,9 @@ class DashboardWorkspace:
                       for report in run.reports]
         for name, snapshot in snapshots:
             snapshot.set_name(name)
-            self._write(f"{project_id}/{SNAPSHOTS_DIR_NAME}/{new_id()}.json", snapshot.to_snapshot_model().dict())
+            # the same run always gets the same id: a retry after a crash rewrites, not duplicates
+            snapshot_id = uuid.uuid5(uuid.NAMESPACE_URL, f"genloop/{project_id}/{name}")
+            self._write(f"{project_id}/{SNAPSHOTS_DIR_NAME}/{snapshot_id}.json", snapshot.to_snapshot_model().dict())
         entry["sources"].append(run.source)
         key = "classes" if run.tag == TRAINING else "data_classes"
         entry[key] = sorted(set(entry.get(key, [])) | set(run.classes), key=_class_order)
@@ -335,11 +362,6 @@ class DashboardWorkspace:
 
 def _class_order(name: str):
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
-
-
-def _folder_time(folder: Path) -> str:
-    name = folder.name
-    return name[len("monitor-"):] if name.startswith("monitor-") else name
 
 
 def summary_snapshot(run: RunFigures):
@@ -405,8 +427,8 @@ def dashboard(model: str, entry: dict):
               "one bar per retraining run", size="half"),
     ]
     if metric == "fid":
-        quality.append(panel("KID", "line", [value("kid", "KID", TRAINING)], "kernel inception distance",
-                             size="half"))
+        quality.append(panel("KID", "line", [value("kid", "KID of each retraining run's model", TRAINING)],
+                             "kernel inception distance, per retraining run", size="half"))
     drift = [
         panel("Data drift score", "line", [value("data_drift_score", "embedding drift score", MONITOR),
                                             value("data_drift_threshold", "threshold", MONITOR)],

@@ -207,3 +207,56 @@ def test_a_dashboard_failure_does_not_fail_the_run(tmp_path, caplog):
     (tmp_path / ".genloop").write_text("a file where the state folder belongs")
     assert record_run(tmp_path, run) is False
     assert "was not added to the Evidently workspace" in caplog.text and "--rebuild" in caplog.text
+
+
+def test_an_interrupted_rebuild_leaves_the_old_workspace_whole(tmp_path, monkeypatch):
+    ws = DashboardWorkspace(tmp_path)
+    ws.add_run_folder(training_run(tmp_path, "20260101-100000", 31.5, promoted=True))
+    ws.add_run_folder(monitor_run(tmp_path, "20260103-100000", 0.2))
+    before = ws.projects()
+    calls = []
+
+    def interrupted(self, run):
+        calls.append(run.source)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, run)
+    original = DashboardWorkspace._add_unlocked
+    monkeypatch.setattr(DashboardWorkspace, "_add_unlocked", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ws.rebuild()
+    monkeypatch.setattr(DashboardWorkspace, "_add_unlocked", original)
+    assert ws.projects() == before and ws.problem() is None
+    assert ws.rebuild() == 2 and ws.projects()["dcgan-digits"]["sources"] == before["dcgan-digits"]["sources"]
+    assert not [p for p in (tmp_path / ".genloop").iterdir() if ".corrupt-" in p.name]   # a sound one is replaced
+
+
+def test_a_corrupt_dashboard_file_is_found(tmp_path):
+    ws = DashboardWorkspace(tmp_path)
+    ws.add_run_folder(training_run(tmp_path, "20260101-100000", 31.5, promoted=True))
+    (ws.path / ws.projects()["dcgan-digits"]["project"] / "dashboard.json").write_text('{"tabs": [')
+    assert ws.problem() is not None and "was corrupt" in ws.ensure() and ws.problem() is None
+
+
+def test_a_retry_after_a_crash_does_not_duplicate_snapshots(tmp_path):
+    ws = DashboardWorkspace(tmp_path)
+    ws.add_run_folder(training_run(tmp_path, "20260101-100000", 31.5, promoted=True))
+    run = monitor_run(tmp_path, "20260103-100000", 0.2)
+    index = json.loads((ws.path / "genloop-index.json").read_text())
+    ws.add_run_folder(run)
+    (ws.path / "genloop-index.json").write_text(json.dumps(index))   # crashed before the index was written
+    assert ws.add_run_folder(run)
+    assert len(snapshot_files(ws, "dcgan-digits")) == 3              # training + monitor summary + its report
+
+
+def test_a_port_left_in_time_wait_is_free_to_the_dashboard():
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)      # as uvicorn listens
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        conn, _ = server.accept()
+        conn.close()                     # the server side closes first: its end waits in TIME_WAIT
+        client.close()
+    check_port("127.0.0.1", port)        # uvicorn could bind it, so the check must not refuse it

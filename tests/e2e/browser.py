@@ -4,6 +4,7 @@ driver manager never runs. `make test` installs the two packages when it runs as
 apt; elsewhere the browser tests skip and say why."""
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -20,13 +21,17 @@ def _first(paths: tuple[str, ...], name: str) -> str | None:
 
 
 def browser_paths() -> tuple[str, str]:
-    """(chromium, chromedriver), or skip the test with the reason and the fix."""
+    """(chromium, chromedriver), or skip the test with the reason and the fix; with
+    GENLOOP_REQUIRE_BROWSER=1 (CI: .ci/run sets it) a missing browser fails the test."""
     chromium, driver = _first(CHROMIUM, "chromium"), _first(DRIVER, "chromedriver")
     if not chromium or not driver:
         missing = " and ".join(n for n, p in (("chromium", chromium), ("chromedriver", driver)) if not p)
-        pytest.skip(f"{missing} not installed: browser tests need Debian's chromium and chromium-driver "
-                    f"(`make test` installs them when run as root with apt-get; else "
-                    f"`sudo apt-get install chromium chromium-driver`)")
+        why = (f"{missing} not installed: browser tests need Debian's chromium and chromium-driver "
+               f"(`make test` installs them when run as root with apt-get; else "
+               f"`sudo apt-get install chromium chromium-driver`)")
+        if os.environ.get("GENLOOP_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"GENLOOP_REQUIRE_BROWSER=1 and {why}")
+        pytest.skip(why)
     return chromium, driver
 
 

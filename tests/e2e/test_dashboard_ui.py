@@ -107,9 +107,16 @@ def test_dashboard_draws_the_monitor_and_retraining_runs(trained_dcgan, data_pro
                                   "the output drift panel's points")
             # two monitor runs: two points for the share and two for its threshold
             assert sorted(output.values()) == [2, 2], output
+            # the retraining run: its FID, the champion's it was compared with (if there was
+            # one), its promotion (if promoted); one gate-decision bar; a bar per class
+            gate = json.loads((root / "runs" / Path(trained_dcgan["run_dir"]).name / "gate.json").read_text())
+            expected = sorted([1] + [1] * (gate.get("champion") is not None) + [1] * bool(trained_dcgan["promoted"]))
             fid = wait_in_page(driver, lambda d: d.execute_script(PANEL_POINTS, "FID over time (lower is better)"),
                                30, "the FID panel's points")
-            assert sum(fid.values()) >= 1, fid          # the retraining run (and its promotion)
+            assert sorted(fid.values()) == expected, (fid, expected)
+            assert list(driver.execute_script(PANEL_POINTS, "Gate decisions").values()) == [1]
+            shares = driver.execute_script(PANEL_POINTS, "Class share of generated samples")
+            assert sorted(shares.values()) == [1] * 10, shares
             body = driver.execute_script("return document.body.innerText")
             assert f"Champion: {tag}" in body
             screenshot(driver, "evidently-dashboard")
@@ -118,6 +125,8 @@ def test_dashboard_draws_the_monitor_and_retraining_runs(trained_dcgan, data_pro
             driver.refresh()
             wait_in_page(driver, lambda d: sorted((d.execute_script(PANEL_POINTS, "Output drift share") or {})
                                                   .values()) == [3, 3], 30, "the third monitor run's points")
+            # that run also checked the data: the data drift panel's first points (score, threshold)
+            assert sorted(driver.execute_script(PANEL_POINTS, "Data drift score").values()) == [1, 1]
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -21,8 +21,8 @@ def _commands(help_text: str) -> list[str]:
 def test_help_lists_the_commands():
     out = _run(["--help"], REPO)
     assert out.returncode == 0
-    assert _commands(out.stdout) == ["run", "train", "serve", "champion", "monitor", "schedule", "approve", "data",
-                                           "demo"]
+    assert _commands(out.stdout) == ["run", "train", "serve", "champion", "monitor", "schedule", "approve",
+                                           "dashboard", "data", "demo"]
     data = _run(["data", "--help"], REPO)
     assert _commands(data.stdout) == ["init", "add", "status"]
 

@@ -41,10 +41,10 @@ def test_dcgan_flow_promotes_and_packages(trained_dcgan, data_project):
     assert (Path(model.path) / "checkpoint" / "checkpoint.json").is_file()
 
 
-def _published(key: str, run_id: str):
+def _published(key: str, run_id: str, flow_run_id=None):
     """The newest artifact `key` whose description names `run_id` (a genloop run id, or the
-    model tag a monitor run checked), read back from the Prefect API, and its data (a
-    table's rows decoded from JSON)."""
+    model tag a monitor run checked) and, when given, of that flow run, read back from the
+    Prefect API, and its data (a table's rows decoded from JSON)."""
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
@@ -52,7 +52,8 @@ def _published(key: str, run_id: str):
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
                                       sort=ArtifactSort.CREATED_DESC)
-    mine = [a for a in found if a.description and run_id in a.description]
+    mine = [a for a in found if a.description and run_id in a.description
+            and (flow_run_id is None or a.flow_run_id == flow_run_id)]
     assert mine, [(a.key, a.description) for a in found]
     data = mine[0].data
     return mine[0], (json.loads(data) if mine[0].type == "table" and isinstance(data, str) else data)
@@ -80,11 +81,13 @@ def test_the_flow_publishes_its_metrics_table_and_report(trained_dcgan):
 def test_the_monitor_flow_publishes_its_checks(trained_dcgan, data_project):
     from flows.monitoring import monitor
 
-    result = monitor(str(data_project), "dcgan-digits", ["staleness"])
+    state = monitor(str(data_project), "dcgan-digits", ["staleness"], return_state=True)
+    result, flow_run_id = state.result(), state.state_details.flow_run_id
     (check,) = result["checks"]
-    markdown, _ = _published("monitor-dcgan-digits", result["model_tag"])     # the champion it checked
+    # this flow run's artifacts (other tests' monitor runs of the same champion publish too)
+    markdown, _ = _published("monitor-dcgan-digits", result["model_tag"], flow_run_id)
     assert markdown.type == "markdown" and f"| staleness | {'FIRED' if check['fired'] else 'ok'} |" in markdown.data
-    table, rows = _published("monitor-checks-dcgan-digits", result["model_tag"])
+    table, rows = _published("monitor-checks-dcgan-digits", result["model_tag"], flow_run_id)
     assert table.type == "table" and table.flow_run_id == markdown.flow_run_id
     assert rows == [{"check": "staleness", "fired": "yes" if check["fired"] else "no",
                      "score": pytest.approx(check["score"], rel=1e-4),
