@@ -20,6 +20,31 @@ class DriftResult:
     snapshot_path: str = ""           # the Evidently snapshot (the dashboard workspace adds it)
 
 
+def _save(snapshot, out_dir: Path, stem: str) -> tuple[Path, Path, Path, dict]:
+    """The report as HTML, its snapshot (for the dashboard workspace), and its dict; returns
+    (html, json path still to write, snapshot path, dict)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html, js, snap = out_dir / f"{stem}.html", out_dir / f"{stem}.json", out_dir / f"{stem}.snapshot.json"
+    snapshot.save_html(str(html))
+    snap.write_text(snapshot.dumps())
+    return html, js, snap, snapshot.dict()
+
+
+def _column_drift(raw: dict) -> dict[str, dict]:
+    """Per column: method, value, threshold and whether it drifted (p-value tests flag drift
+    below the threshold, distances above it)."""
+    columns = {}
+    for metric in raw["metrics"]:
+        config = metric["config"]
+        if config["type"].endswith("ValueDrift"):
+            method, value, threshold = config["method"], float(metric["value"]), config["threshold"]
+            drifted = value < threshold if "p_value" in method else value >= threshold
+            columns[config["column"]] = {"method": method, "value": value, "threshold": threshold,
+                                         "drifted": drifted}
+    return columns
+
+
 def drift_report(reference, current, numerical: list[str], categorical: list[str],
                  out_dir: Path) -> DriftResult:
     from evidently import DataDefinition, Dataset, Report
@@ -37,26 +62,12 @@ def drift_report(reference, current, numerical: list[str], categorical: list[str
     report = Report([DataDriftPreset()])
     snapshot = report.run(Dataset.from_pandas(current[columns], data_definition=definition),
                           Dataset.from_pandas(reference[columns], data_definition=definition))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html, js = out_dir / "drift_report.html", out_dir / "drift_report.json"
-    snapshot.save_html(str(html))
-    (out_dir / "drift_report.snapshot.json").write_text(snapshot.dumps())
-    raw = snapshot.dict()
-    per_column: dict[str, dict] = {}
-    share = 0.0
-    for metric in raw["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith("ValueDrift"):
-            method, value, threshold = config["method"], float(metric["value"]), config["threshold"]
-            # p-value tests flag drift below the threshold, distances above it
-            drifted = value < threshold if "p_value" in method else value >= threshold
-            per_column[config["column"]] = {"method": method, "value": value,
-                                            "threshold": threshold, "drifted": drifted}
-        elif config["type"].endswith("DriftedColumnsCount"):
-            share = float(metric["value"]["share"])
+    html, js, snap, raw = _save(snapshot, out_dir, "drift_report")
+    per_column = _column_drift(raw)
+    share = next((float(m["value"]["share"]) for m in raw["metrics"]
+                  if m["config"]["type"].endswith("DriftedColumnsCount")), 0.0)
     result = DriftResult(share, [c for c, v in per_column.items() if v["drifted"]], per_column,
-                         str(html), str(js), len(reference), len(current), str(out_dir / "drift_report.snapshot.json"))
+                         str(html), str(js), len(reference), len(current), str(snap))
     js.write_text(json.dumps({**asdict(result), "evidently": raw}, indent=2, default=str))
     return result
 
@@ -91,26 +102,14 @@ def embedding_drift_report(reference_emb, current_emb, reference_desc, current_d
                      DataDriftPreset(columns=numerical + categorical)])
     snapshot = report.run(Dataset.from_pandas(frames[1], data_definition=definition),
                           Dataset.from_pandas(frames[0], data_definition=definition))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html, js = out_dir / "data_drift.html", out_dir / "data_drift.json"
-    snapshot.save_html(str(html))
-    (out_dir / "data_drift.snapshot.json").write_text(snapshot.dumps())
-    raw = snapshot.dict()
-    score, columns = float("nan"), {}
-    for metric in raw["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith("EmbeddingsDrift"):
-            score = float(metric["value"])
-        elif config["type"].endswith("ValueDrift"):
-            method_name, value, threshold = config["method"], float(metric["value"]), config["threshold"]
-            drifted = value < threshold if "p_value" in method_name else value >= threshold
-            columns[config["column"]] = {"method": method_name, "value": value, "threshold": threshold,
-                                         "drifted": drifted}
+    html, js, snap, raw = _save(snapshot, out_dir, "data_drift")
+    columns = _column_drift(raw)
+    score = next((float(m["value"]) for m in raw["metrics"] if m["config"]["type"].endswith("EmbeddingsDrift")),
+                 float("nan"))
     result = {"embedding_drift_score": score, "embedding_method": m.embedding_method,
               "descriptor_columns": columns, "drifted_descriptors": [c for c, v in columns.items() if v["drifted"]],
               "html_path": str(html), "json_path": str(js),
-              "snapshot_path": str(out_dir / "data_drift.snapshot.json"),
+              "snapshot_path": str(snap),
               "reference_rows": len(reference_emb), "current_rows": len(current_emb)}
     js.write_text(json.dumps({**result, "evidently": raw}, indent=2, default=str))
     return result

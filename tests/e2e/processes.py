@@ -66,3 +66,15 @@ def start_prefect_server(tmp_path: Path) -> tuple[str, dict, subprocess.Popen, P
         server.kill()
         raise
     return api, env, server, log
+
+
+def stop_processes(procs) -> None:
+    """SIGTERM to each process's group (started with start_new_session=True), newest first;
+    SIGKILL after 20 s."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import TINY_DCGAN
-from tests.e2e.processes import free_port, start_prefect_server, wait_for
+from tests.e2e.processes import free_port, start_prefect_server, stop_processes, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -154,13 +154,7 @@ def test_approve_promotes_while_reject_and_timeout_do_not(data_project, tmp_path
         assert {tag.split(":")[0] for tag in store["models"]} == {"dcgan-digits"}     # only A was stored
         assert store["champions"] == {"dcgan-digits": champion}
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, 15)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, 9)
+        stop_processes(procs)
 
 
 def test_approval_without_a_server_says_what_to_start(data_project):

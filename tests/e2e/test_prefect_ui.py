@@ -7,7 +7,6 @@ Routes are those of the UI that Prefect 3.8.8 serves by default (the React UI sh
 prefect/server/ui-v2, mounted under /v2; the older Vue UI stays at /): /v2/runs,
 /v2/runs/flow-run/<id>, /v2/artifacts/key/<key>, /v2/artifacts/artifact/<id>."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from tests.conftest import TINY_DCGAN
 from tests.e2e.browser import chromium, screenshot, wait_in_page
-from tests.e2e.processes import start_prefect_server, wait_for
+from tests.e2e.processes import start_prefect_server, stop_processes, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -154,10 +153,4 @@ def test_the_prefect_ui_resumes_the_run_and_shows_its_artifacts(data_project, tm
             assert f"approved by {REVIEWER}" in _text(d)
             screenshot(d, "prefect-report-artifact")
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                os.killpg(p.pid, 15)
-                try:
-                    p.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, 9)
+        stop_processes(procs)
