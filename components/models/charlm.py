@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from components.data.text import VOCAB_SIZE
-from components.models.textgen import LanguageModel
+from components.models.textgen import LanguageModel, TextNet
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class Args:
     dropout: float = 0.1
 
 
+KV = tuple[torch.Tensor, torch.Tensor]      # one layer's keys and values, (B, heads, T, head_dim)
+
+
 class Block(nn.Module):
     def __init__(self, a: Args):
         super().__init__()
@@ -32,16 +35,30 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(a.d_model, 4 * a.d_model), nn.GELU(),
                                  nn.Linear(4 * a.d_model, a.d_model), nn.Dropout(a.dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, past: KV | None = None,
+                last_only: bool = False) -> tuple[torch.Tensor, KV]:
+        """x: (B, T, C), the positions after the `past` keys and values (none: from position 0).
+        Returns the block's output and the keys and values of past + x; with `last_only`, the
+        output of the last position only (its keys and values still cover every position)."""
         b, t, c = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.n_heads, c // self.n_heads).unbind(2)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                           is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
-        return x + self.mlp(self.ln2(x))
+        q, k, v = (z.transpose(1, 2) for z in
+                   self.qkv(self.ln1(x)).view(b, t, 3, self.n_heads, c // self.n_heads).unbind(2))
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        if last_only:
+            q, x = q[:, :, -1:], x[:, -1:]
+        tq, tk = q.shape[2], k.shape[2]
+        # each query sees the keys up to its own position: the causal triangle when queries and
+        # keys are the same positions, every key for a single newest query, else the triangle
+        # shifted by the cached length (is_causal aligns it top-left, which would be wrong)
+        mask = None if tq in (1, tk) else torch.ones(tq, tk, dtype=torch.bool, device=x.device).tril(tk - tq)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=tq == tk and tq > 1,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, tq, c))
+        return x + self.mlp(self.ln2(x)), (k, v)
 
 
-class CharTransformer(nn.Module):
+class CharTransformer(TextNet):
     def __init__(self, a: Args):
         super().__init__()
         self.a = a
@@ -54,11 +71,36 @@ class CharTransformer(nn.Module):
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos.weight, std=0.02)
 
+    def _run(self, idx: torch.Tensor, past: list[KV] | None, last_only: bool) -> tuple[torch.Tensor, list[KV]]:
+        start = past[0][0].shape[2] if past else 0
+        x = self.tok(idx) + self.pos(torch.arange(start, start + idx.shape[1], device=idx.device))
+        cache = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, past[i] if past else None, last_only and i == len(self.blocks) - 1)
+            cache.append(kv)
+        return self.head(self.ln(x)), cache
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.ln(x))
+        return self._run(idx, None, False)[0]
+
+    def decode(self, idx: torch.Tensor, past: list[KV] | None = None) -> tuple[torch.Tensor, list[KV]]:
+        """Incremental decoding with a KV cache: `idx` (B, T) are the tokens after those `past`
+        holds (per layer, their keys and values; None: idx starts at position 0). Returns the
+        next-byte logits after the last of them (B, V), equal to forward(all tokens)[:, -1],
+        and the cache extended by idx. Only the last position goes through the last layer's
+        attention output, MLP and the head.
+
+        The positions are learned absolute embeddings, so the cache holds only while the
+        sequence fits in block_size: once a window slides, every token's position changes and
+        its keys and values with it. The sampler (textgen.IncrementalLogits) then decodes
+        the cropped window afresh, exactly what the recompute path does; a rolling cache
+        would keep stale positions and give other logits."""
+        start = past[0][0].shape[2] if past else 0
+        if start + idx.shape[1] > self.a.block_size:
+            raise ValueError(f"charlm: {start} cached + {idx.shape[1]} new tokens exceed block_size "
+                             f"{self.a.block_size}; decode the last {self.a.block_size} afresh.")
+        logits, cache = self._run(idx, past, True)
+        return logits[:, -1], cache
 
 
 class Model(LanguageModel):

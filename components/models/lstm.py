@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from components.data.text import VOCAB_SIZE
-from components.models.textgen import LanguageModel
+from components.models.textgen import LanguageModel, TextNet
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,10 @@ class Args:
     dropout: float = 0.1
 
 
-class LSTMLM(nn.Module):
+State = tuple[torch.Tensor, torch.Tensor]     # (h, c), each (layers, B, hidden)
+
+
+class LSTMLM(TextNet):
     def __init__(self, a: Args):
         super().__init__()
         self.embed = nn.Embedding(a.vocab_size, a.d_model)
@@ -31,6 +34,18 @@ class LSTMLM(nn.Module):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(self.embed(idx))
         return self.head(out)
+
+    def decode(self, idx: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Incremental decoding with the carried hidden state: `idx` (B, T) are the tokens after
+        those `state` (h, c) summarises (None: zeros, the start of a window). Returns the
+        next-byte logits after the last of them (B, V), equal to forward(all tokens)[:, -1],
+        and the state after idx; one more token costs one step.
+
+        The recompute path starts each window from zero state, so once a window slides the
+        carried state (which has seen the dropped tokens) no longer matches it; the sampler
+        (textgen.IncrementalLogits) then decodes the cropped window afresh."""
+        out, state = self.lstm(self.embed(idx), state)
+        return self.head(out[:, -1]), state
 
 
 class Model(LanguageModel):
