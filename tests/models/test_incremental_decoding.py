@@ -24,7 +24,10 @@ def model(family: str, sharper: float = 1.0, dtype=torch.float32):
     with torch.no_grad():
         for name, p in m.net.named_parameters():
             noise = torch.randn(p.shape, generator=gen)
-            p.copy_(1 + 0.1 * noise if name.endswith("weight") and p.dim() == 1 else noise * (scale if p.dim() == 2 else 0.1))
+            if p.dim() == 2:                                       # matrices, embeddings
+                p.copy_(noise * scale)
+            else:                                                  # LayerNorm gains near 1, biases
+                p.copy_(1 + 0.1 * noise if name.endswith("weight") else 0.1 * noise)
     m.net.to(dtype)
     return m
 
