@@ -62,8 +62,9 @@ def sample_text(logits_fn: Callable, block_size: int, device, n: int, seed: int,
                 top_p: float = 1.0, *, step_fn: StepFn | None = None) -> list[str]:
     """n continuations of `prompt` (the prompt itself is not repeated in the output). With
     `step_fn` (a model's `decode`) each token is decoded incrementally (`IncrementalLogits`);
-    without it the window is recomputed for every token. Both give the same logits (to
-    float rounding) and, for a seed, the same text."""
+    without it the window is recomputed for every token. Both give the same logits to float
+    rounding (~1e-6) and so, for a seed, the same text: a draw could only differ where that
+    rounding moved a cumulative probability across the uniform number drawn."""
     gen = torch.Generator().manual_seed(int(seed))
     start = encode(prompt or "\n")[-block_size:]
     idx = start.unsqueeze(0).repeat(n, 1).to(device)
