@@ -325,14 +325,21 @@ def dashboard(port: int = typer.Option(8000, help="Port of the Evidently UI."),
     A missing workspace is built from runs/; a corrupt one is moved aside and rebuilt.
     """
     root = _setup()
-    from components.dashboard.server import check_port, serve
+    from components.dashboard.server import serve
 
-    check_port(host, port)
-    if rebuild:
-        from components.dashboard.workspace import DashboardWorkspace
+    raise typer.Exit(serve(root, host, port, _prefect_ui_url(), rebuild, say=typer.echo))
 
-        typer.echo(f"rebuilt the workspace from {DashboardWorkspace(root).rebuild()} run folders under runs/")
-    raise typer.Exit(serve(root, host, port, say=typer.echo))
+
+def _prefect_ui_url() -> str | None:
+    """The Prefect UI of the configured server (PREFECT_UI_URL, else PREFECT_API_URL without
+    /api); None when no server is configured (runs use Prefect's ephemeral API)."""
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if not settings.api.url:
+        return None
+    return str(settings.ui_url or os.environ.get("PREFECT_UI_URL") or
+               str(settings.api.url).rstrip("/").removesuffix("/api")).rstrip("/")
 
 
 @demo_app.command("drift")

@@ -32,21 +32,6 @@ def port_in_use(host: str, port: int, why: str = "address already in use") -> Ge
                         f"port with `genloop dashboard --port N`.")
 
 
-def prefect_ui_url() -> str | None:
-    """The Prefect UI of the configured server (PREFECT_UI_URL, else PREFECT_API_URL without
-    /api); None when no server is configured (runs use Prefect's ephemeral API)."""
-    from prefect.settings import get_current_settings
-
-    settings = get_current_settings()
-    ui = settings.ui_url or os.environ.get("PREFECT_UI_URL")
-    api = settings.api.url
-    if ui and api:
-        return str(ui).rstrip("/")
-    if api:
-        return str(api).rstrip("/").removesuffix("/api")
-    return None
-
-
 @dataclass
 class Dashboard:
     """A running `evidently ui` process over the workspace."""
@@ -106,8 +91,10 @@ def start(workspace: Path, host: str = "127.0.0.1", port: int = 8000, log: Path 
         raise
 
 
-def serve(root: Path, host: str, port: int, say=print) -> int:
-    """`genloop dashboard`: repair/create the workspace, start the UI, print the URLs, and
+def serve(root: Path, host: str, port: int, prefect_ui: str | None = None, rebuild: bool = False,
+          say=print) -> int:
+    """`genloop dashboard`: rebuild, repair or create the workspace, start the UI, print the
+    URLs (`prefect_ui`: the Prefect UI's, when a server is configured), and
     stop the UI on Ctrl-C, SIGTERM or SIGHUP (or report when it exits by itself). The UI
     runs in its own session, so the terminal's Ctrl-C reaches only this process, which
     stops it: it is stopped on every way out once started."""
@@ -117,20 +104,21 @@ def serve(root: Path, host: str, port: int, say=print) -> int:
         raise KeyboardInterrupt
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
-    check_port(host, port)
+    check_port(host, port)                   # before a rebuild, which can take a while
     workspace = DashboardWorkspace(root)
-    message = workspace.ensure()
+    message = (f"rebuilt the workspace from {workspace.rebuild()} run folders under runs/" if rebuild
+               else workspace.ensure())
     if message:
         say(message)
     dashboard = start(workspace.path, host, port)
     try:
         say(f"Evidently UI: {dashboard.url}  (workspace {workspace.path}; log {dashboard.log})")
-        for model, entry in sorted(workspace.projects().items()):
+        projects = workspace.projects()
+        for model, entry in sorted(projects.items()):
             say(f"  {model}: {dashboard.url}/projects/{entry['project']}  ({len(entry['sources'])} runs)")
-        if not workspace.projects():
+        if not projects:
             say("  no projects yet: `genloop run` and `genloop monitor` add their runs here")
-        prefect = prefect_ui_url()
-        say(f"Prefect UI:   {prefect}" if prefect else
+        say(f"Prefect UI:   {prefect_ui}" if prefect_ui else
             "Prefect UI:   no Prefect server configured (set PREFECT_API_URL; `prefect server start` serves one)")
         say("Ctrl-C stops the dashboard.")
         code = dashboard.process.wait()

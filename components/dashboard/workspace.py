@@ -211,12 +211,12 @@ class DashboardWorkspace:
         (kept) and rebuilt. Returns a message for the person when it did either."""
         with _locked(self.path):
             if not self.path.exists():
-                count = self._rebuild_unlocked()
+                count, _ = self._rebuild_unlocked()
                 return f"created the Evidently workspace {self.path} ({count} runs from runs/)" if count else None
             reason = self.problem()
             if reason is None:
                 return None
-            count, aside = self._rebuild_unlocked(keep_old=True)
+            count, aside = self._rebuild_unlocked()
             return (f"the Evidently workspace {self.path} was corrupt ({reason}); moved it to {aside} and built "
                     f"a fresh one from {count} run folders under runs/ (restart `genloop dashboard` if it is "
                     f"running: the projects have new ids)")
@@ -226,15 +226,15 @@ class DashboardWorkspace:
         a corrupt one is kept aside, a sound one removed (it holds only derived data)."""
         with _locked(self.path):
             keep = self.path.exists() and self.problem() is not None
-            count, aside = self._rebuild_unlocked(keep_old=True)
+            count, aside = self._rebuild_unlocked()
             if aside is not None and not keep:
                 shutil.rmtree(aside) if aside.is_dir() else aside.unlink()
             return count
 
-    def _rebuild_unlocked(self, keep_old: bool = False):
+    def _rebuild_unlocked(self) -> tuple[int, Path | None]:
         """Build a workspace from runs/ in a staging folder and move it into place: an error
         or an interruption midway leaves the old workspace (or none), never half a new one.
-        Returns the number of runs (and, with keep_old, where the old workspace went)."""
+        Returns the number of runs and where the old workspace went (None: there was none)."""
         staging = self.path.with_name(self.path.name + ".rebuild")
         if staging.exists():
             shutil.rmtree(staging)
@@ -265,7 +265,7 @@ class DashboardWorkspace:
                 aside = aside.with_name(f"{aside.name.rsplit('~', 1)[0]}~{number}")
             self.path.rename(aside)
         staging.rename(self.path)
-        return (len(runs), aside) if keep_old else len(runs)
+        return len(runs), aside
 
     # -- adding runs
 

@@ -1,6 +1,7 @@
 """Sampling shared by the language models: temperature, top-k and top-p (nucleus)."""
 from __future__ import annotations
 
+import abc
 from typing import Any, Callable
 
 import torch
@@ -80,14 +81,15 @@ def sample_text(logits_fn: Callable, block_size: int, device, n: int, seed: int,
     return [decode(row[len(start):].tolist()) for row in idx.cpu()]
 
 
-class TextNet(torch.nn.Module):
+class TextNet(torch.nn.Module, abc.ABC):
     """A language model's network: forward (B, T) bytes -> (B, T, V) logits for training and
-    `logits`; `decode` for incremental sampling (a `StepFn`)."""
+    `logits`; `decode` for incremental sampling (a `StepFn`). A network without `decode`
+    cannot be instantiated."""
 
+    @abc.abstractmethod
     def decode(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         """`idx` (B, T) following the tokens `state` carries (None: from the start) -> the
         logits after the last of them (B, V), equal to forward's, and the state after idx."""
-        raise NotImplementedError
 
 
 class LanguageModel(ModuleWeights):

@@ -107,6 +107,12 @@ def test_worse_challenger_keeps_the_champion(trained_dcgan, data_project):
     assert trained_dcgan["model_tag"] in worse["decision"]
     assert len(bentoml.models.list("dcgan-digits")) == before and worse["model_tag"] is None
     assert champion_tag("dcgan-digits") == trained_dcgan["model_tag"]
+    # the flow's last task added the run to the dashboard workspace (which earlier runs created:
+    # a rebuild from runs/ cannot be what put it there)
+    from components.dashboard.workspace import DashboardWorkspace
+
+    entry = DashboardWorkspace(data_project).projects()["dcgan-digits"]
+    assert entry["sources"][-1] == Path(worse["run_dir"]).name
 
 
 def test_validation_failure_stops_before_training(data_project, prefect_harness, tmp_path):

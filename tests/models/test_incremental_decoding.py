@@ -140,3 +140,14 @@ def test_sampling_decodes_one_token_a_step_until_the_window_slides(family, monke
     p = len(prompt)
     assert fed == [p] + [1 if p + i <= B else B for i in range(1, new)]
     assert fed.count(1) == B - p
+
+
+def test_a_text_network_without_decode_cannot_be_built():
+    from components.models.textgen import TextNet
+
+    class NoDecode(TextNet):
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            return idx
+
+    with pytest.raises(TypeError, match="decode"):
+        NoDecode()
