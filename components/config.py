@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import GenloopError
+from components.serving.limits import ServingConfig
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class RunConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     package: bool = True             # build a bento when the model is promoted
 
     def to_dict(self) -> dict[str, Any]:
@@ -229,6 +231,7 @@ def check_config(cfg: RunConfig) -> None:
         raise GenloopError("config: data.holdout_fraction must be in (0, 0.5).")
     if cfg.gate.approval_timeout <= 0:
         raise GenloopError(f"config: gate.approval_timeout must be > 0 seconds, got {cfg.gate.approval_timeout}.")
+    cfg.serving.check()
     m = cfg.monitor
     if m.embedding_method not in ("mmd", "model"):
         raise GenloopError(f"config: monitor.embedding_method must be 'mmd' or 'model', got {m.embedding_method!r}.")

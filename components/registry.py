@@ -163,7 +163,8 @@ def promote(name: str, files: dict[str, Path], labels: dict[str, str], metadata:
 
     tag, bento = save_model(name, files, labels, metadata), None
     try:
-        bento = build_bento(tag, name, metadata["modality"], bento_dir) if bento_dir else None
+        serving = (metadata.get("config") or {}).get("serving")
+        bento = build_bento(tag, name, metadata["modality"], bento_dir, serving) if bento_dir else None
         set_champion(name, tag, expect=replaces)
     except BaseException:
         with contextlib.suppress(Exception):       # the original error is the one to see
@@ -191,9 +192,10 @@ def pinned_packages(constraints: Path) -> list[str]:
     return [f"{p}=={pins[p.lower()]}" for p in SERVICE_PACKAGES]
 
 
-def build_bento(model_tag: str, name: str, modality: str, ctx: Path) -> str:
+def build_bento(model_tag: str, name: str, modality: str, ctx: Path, serving: dict | None = None) -> str:
     """Stage deploy/ plus the components package into `ctx` and build a bento from it that
-    declares its Python packages (pinned), so it serves in a fresh environment."""
+    declares its Python packages (pinned), so it serves in a fresh environment. `serving`
+    (the config's serving section: batching and request limits) goes into genloop_model.json."""
     import bentoml
     import yaml
 
@@ -204,7 +206,8 @@ def build_bento(model_tag: str, name: str, modality: str, ctx: Path) -> str:
     shutil.rmtree(ctx, ignore_errors=True)
     shutil.copytree(source.parent / "deploy", ctx, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(source, ctx / "components", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (ctx / "genloop_model.json").write_text(json.dumps({"tag": model_tag, "modality": modality}))
+    (ctx / "genloop_model.json").write_text(json.dumps({"tag": model_tag, "modality": modality,
+                                                                "serving": serving or {}}))
     bentofile = yaml.safe_load((ctx / "bentofile.yaml").read_text())
     bentofile["python"]["packages"] = pinned_packages(source.parent / "constraints.txt")
     (ctx / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))

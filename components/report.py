@@ -7,6 +7,14 @@ from pathlib import Path
 
 def save_grid(images_uint8, path: Path, columns: int = 10, scale: int = 4, pad: int = 1) -> str:
     """A PNG grid of (N, C, H, W) uint8 images, `pad` grey pixels between tiles."""
+    Path(path).write_bytes(grid_png(images_uint8, columns, scale, pad))
+    return str(path)
+
+
+def grid_png(images_uint8, columns: int = 10, scale: int = 4, pad: int = 1) -> bytes:
+    """The PNG bytes of `save_grid`'s grid (the server's /generate_png answers with them)."""
+    import io
+
     import numpy as np
     from PIL import Image
 
@@ -18,8 +26,9 @@ def save_grid(images_uint8, path: Path, columns: int = 10, scale: int = 4, pad: 
         top, left = pad + r * (h + pad), pad + k * (w + pad)
         grid[top:top + h, left:left + w] = img
     picture = Image.fromarray(grid.squeeze(-1) if c == 1 else grid)
-    picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(path)
-    return str(path)
+    buf = io.BytesIO()
+    picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _table(rows: dict) -> list[str]:

@@ -1,43 +1,100 @@
-"""BentoML service for a genloop generator: POST /generate.
+"""BentoML service for a genloop generator.
 
-Image models answer with base64 PNGs, text models with continuations of a prompt; every
-response carries provenance (model tag, dataset md5, seed) and every generation is
-logged with bentoml.monitor for drift monitoring. Imports only what sampling needs.
+POST /generate          n images (base64 PNGs) or n continuations of a prompt, as JSON
+POST /generate_stream   text models: the continuations as server-sent events, token by token
+POST /generate_png      image models: the images as one PNG (a grid when n > 1)
+
+Requests in flight share batched forwards (components/serving/engine.py: adaptive batching
+for images, continuous batching for text); each request gets what it would get alone for its
+seed. Every response carries provenance (model tag, dataset md5, seed), every generation is
+logged with bentoml.monitor for drift monitoring, and genloop's counters are on /metrics.
+Bearer tokens (GENLOOP_API_TOKENS / GENLOOP_API_TOKENS_FILE) guard everything but the probes,
+/metrics and the docs. Imports only what sampling needs.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
+import codecs
 import io
 import json
 import os
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Any, Optional
 
 import bentoml
-from bentoml.exceptions import InvalidArgument
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from components.serving.guard import GenloopGuard, load_tokens
+from components.serving.limits import ServingConfig
 
 HERE = Path(__file__).resolve().parent
 SPEC = json.loads((HERE / "genloop_model.json").read_text())
 MONITOR_DIR = os.environ.get("GENLOOP_MONITOR_DIR", str(HERE / "monitoring"))
 # GENLOOP_FOLLOW=1 (`genloop serve --follow`): move to a newly promoted champion of this
-# model name (the alias file beside the model store) without restarting; checked at most
-# every FOLLOW_EVERY seconds, loaded before it is swapped in, so no request fails.
+# model name (the alias file beside the model store) without restarting; checked every
+# FOLLOW_EVERY seconds by a background thread, loaded before it is swapped in, so no request
+# fails (requests already taken finish on the old model).
 FOLLOW = os.environ.get("GENLOOP_FOLLOW", "") == "1"
 FOLLOW_EVERY = float(os.environ.get("GENLOOP_FOLLOW_EVERY", "2"))
+LIMITS = ServingConfig.resolve(SPEC.get("serving"), os.environ)
+TOKENS = load_tokens(os.environ)
+SEED_MAX = 2**63 - 1
 
 
-def _png(image_uint8) -> str:
+class GenerateRequest(BaseModel):
+    """One request. Strict: no unknown fields (a misspelt control is an error, not ignored),
+    no strings for numbers, no NaN or infinity."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    n: int = Field(1, ge=1, le=LIMITS.max_n, description="images or continuations to generate")
+    seed: Optional[int] = Field(None, ge=0, le=SEED_MAX, description="same seed, same output; none: drawn")
+    label: Optional[str] = Field(None, max_length=LIMITS.max_label_chars,
+                                 description="image models: the class to generate")
+    prompt: str = Field("", max_length=LIMITS.max_prompt_chars, description="text models: the prompt")
+    max_new_tokens: int = Field(200, ge=1, le=LIMITS.max_new_tokens, description="text models")
+    temperature: float = Field(1.0, gt=0.0, le=10.0, allow_inf_nan=False,
+                               description="text: softmax temperature; images: scales the latent noise")
+    top_k: int = Field(0, ge=0, le=256, description="text models: keep the k likeliest bytes (0: all)")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False, description="text models: nucleus")
+
+
+class BadRequest(ValueError):
+    """A request the model cannot answer (a label it has no class for, the wrong endpoint for
+    its modality): HTTP 400 with {"error": reason}."""
+
+
+def _bad(exc: BadRequest) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+def _png(image_uint8) -> bytes:
     from PIL import Image
 
     array = image_uint8.permute(1, 2, 0).numpy()
     picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
     buf = io.BytesIO()
     picture.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
+
+
+def _sse(payload: dict) -> str:
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+@dataclass
+class Served:
+    """One model being served; swapped as a whole (a request keeps the one it started with)."""
+    model: Any
+    engine: Any
+    class_names: list
+    trained: Optional[list]
+    provenance: dict
 
 
 @bentoml.service(name="genloop_generator", traffic={"timeout": 120})
@@ -45,42 +102,84 @@ class Generator:
     model_ref = bentoml.models.BentoModel(SPEC["tag"])
 
     def __init__(self) -> None:
-        self.name = SPEC["tag"].split(":")[0]
-        self._lock, self._checked, self._seen = threading.Lock(), 0.0, None
-        self._load(self.model_ref)
+        from components.serving.metrics import shared
 
-    def _load(self, stored) -> None:
+        self.name = SPEC["tag"].split(":")[0]
+        self.metrics = shared()
+        if TOKENS:
+            print(f"genloop: API guarded by {len(TOKENS)} bearer token(s)", flush=True)
+        else:
+            print("genloop: no API token configured: /generate is open to anyone who can reach this "
+                  "port (set GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE)", flush=True)
+        self.current = self._load(self.model_ref)
+        print(f"genloop: serving {self.current.provenance['model_tag']} ({self.current.model.modality}); "
+              f"max_batch_size {LIMITS.max_batch_size}, max_latency_ms {LIMITS.max_latency_ms}", flush=True)
+        if FOLLOW:
+            threading.Thread(target=self._follow_loop, name="genloop-follow", daemon=True).start()
+
+    def _load(self, stored) -> Served:
         from components.models.io import load_checkpoint
+        from components.serving.engine import ImageEngine, TextEngine
 
         model, _ = load_checkpoint(Path(stored.path) / "checkpoint")
         meta = stored.info.metadata
-        # one assignment: a request reads either the old model or the new one
-        self.current = (model, list(meta.get("class_names") or []), meta.get("trained_classes"),
-                        {"model_tag": str(stored.tag), "dataset_md5": meta.get("dataset_md5"),
-                         "data_md5": meta.get("data_md5"), "git_sha": meta.get("git_sha")})
+        if model.modality == "image":
+            engine = ImageEngine(model, LIMITS.max_batch_size, LIMITS.max_latency_ms, self.metrics.observe_batch)
+        else:
+            engine = TextEngine(model, LIMITS.max_batch_size, self.metrics.observe_batch)
+        return Served(model, engine, list(meta.get("class_names") or []), meta.get("trained_classes"),
+                      {"model_tag": str(stored.tag), "dataset_md5": meta.get("dataset_md5"),
+                       "data_md5": meta.get("data_md5"), "git_sha": meta.get("git_sha")})
 
-    def _follow(self) -> None:
-        """Swap in the champion the alias names, if it moved (errors keep the old model)."""
-        now = time.monotonic()
-        if not FOLLOW or now - self._checked < FOLLOW_EVERY or not self._lock.acquire(blocking=False):
-            return
+    # hot swap ------------------------------------------------------------------------------
+
+    def _follow_loop(self) -> None:
+        seen = None
+        while True:
+            time.sleep(FOLLOW_EVERY)
+            try:
+                seen = self._follow(seen)
+            except Exception as exc:               # a half-promoted model must not take serving down
+                print(f"genloop: could not follow the champion alias: {exc}", flush=True)
+
+    def _follow(self, seen):
+        """Swap in the champion the alias names if it moved; returns the alias file's stamp
+        once handled (a failed load raises and is retried on the next check)."""
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        aliases = Path(BentoMLContainer.bentoml_home.get()) / "genloop-champions.json"
+        stamp = aliases.stat().st_mtime_ns if aliases.is_file() else None
+        if stamp == seen:
+            return seen
+        tag = (json.loads(aliases.read_text()).get(self.name) or {}).get("champion")
+        if tag and tag != self.current.provenance["model_tag"]:
+            old, self.current = self.current, self._load(bentoml.models.get(tag))
+            print(f"genloop: now serving champion {tag}", flush=True)
+            old.engine.close(drain=True)           # requests it took finish on the old model
+        return stamp
+
+    def _submit(self, submit) -> tuple[Served, Any]:
+        """Submit to the current model's engine; a swap between reading `current` and
+        submitting closes the old engine, so take the new one then."""
+        from components.serving.engine import EngineClosed
+
+        for _ in range(3):
+            served = self.current
+            try:
+                return served, submit(served)
+            except EngineClosed:
+                continue
+        raise bentoml.exceptions.ServiceUnavailable("the model is being swapped; retry")
+
+    # requests ------------------------------------------------------------------------------
+
+    def _labels(self, served: Served, n: int, seed: int, label: Optional[str]):
+        from components.models.base import request_labels
+
         try:
-            self._checked = now
-            from bentoml._internal.configuration.containers import BentoMLContainer
-
-            aliases = Path(BentoMLContainer.bentoml_home.get()) / "genloop-champions.json"
-            stamp = aliases.stat().st_mtime_ns if aliases.is_file() else None
-            if stamp == self._seen:
-                return
-            tag = (json.loads(aliases.read_text()).get(self.name) or {}).get("champion")
-            if tag and tag != self.current[3]["model_tag"]:
-                self._load(bentoml.models.get(tag))
-                print(f"genloop: now serving champion {tag}", flush=True)
-            self._seen = stamp             # only once loaded: a failed load is retried
-        except Exception as exc:                   # a half-promoted model must not take serving down
-            print(f"genloop: could not follow the champion alias: {exc}", flush=True)
-        finally:
-            self._lock.release()
+            return request_labels(n, seed, label, served.class_names, served.trained)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
 
     def _log(self, rows: list[dict], model_tag: str) -> None:
         with bentoml.monitor("genloop_generations", monitor_class="default",
@@ -91,39 +190,133 @@ class Generator:
                     role = "prediction" if key != "prompt_chars" else "feature"
                     mon.log(value, name=key, role=role, data_type=kind)
 
-    @bentoml.api
-    def generate(self,
-                 n: Annotated[int, Field(ge=1, le=64)] = 1,
-                 seed: Optional[int] = None,
-                 label: Optional[str] = None,
-                 prompt: str = "",
-                 max_new_tokens: Annotated[int, Field(ge=1, le=2000)] = 200,
-                 temperature: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0,
-                 top_k: Annotated[int, Field(ge=0, le=256)] = 0,
-                 top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0) -> dict:
-        """Generate n images (optionally of class `label`; `temperature` scales the latent
-        noise) or n continuations of `prompt`."""
-        seed = int(seed) if seed is not None else secrets.randbelow(2**31)
-        self._follow()
-        model, class_names, trained, provenance = self.current
-        if model.modality == "image":
-            from components.data.images import to_uint8
-            from components.models.base import request_labels
-            from components.monitoring.features import image_features
+    def _count(self, model_tag: str, labels: list[str]) -> None:
+        for label in labels:
+            self.metrics.generations.labels(model_tag=model_tag, label=label).inc()
 
-            try:
-                labels = request_labels(n, seed, label, class_names, trained)
-            except ValueError as exc:
-                raise InvalidArgument(str(exc)) from None
-            images, indices = model.sample(n, seed, labels=labels, temperature=temperature)
-            images = to_uint8(images)
-            names = [class_names[i] if class_names else str(i) for i in indices.tolist()]
-            self._log(image_features(images, names), provenance["model_tag"])
-            return {"images": [_png(img) for img in images], "labels": names, "format": "png/base64",
-                    "seed": seed, **provenance}
+    async def _images(self, r: GenerateRequest, seed: int):
+        def submit(served: Served):
+            if served.model.modality != "image":
+                raise BadRequest("this is a text model: use /generate or /generate_stream")
+            labels = self._labels(served, r.n, seed, r.label)
+            return served.engine.submit(r.n, seed, labels, r.temperature)
+
+        served, job = self._submit(submit)
+        result = await asyncio.wrap_future(job.future)
+        names = [served.class_names[i] if served.class_names else str(i) for i in result.indices]
+        return served, result, names
+
+    def _log_images(self, served: Served, images, names: list[str]) -> None:
+        from components.monitoring.features import image_features
+
+        tag = served.provenance["model_tag"]
+        self._log(image_features(images, names), tag)
+        self._count(tag, names)
+
+    def _text_job(self, r: GenerateRequest, seed: int, on_tokens=None):
+        def submit(served: Served):
+            if served.model.modality != "text":
+                raise BadRequest("this is an image model: use /generate or /generate_png")
+            return served.engine.submit(r.n, seed, r.prompt, r.max_new_tokens, r.temperature, r.top_k,
+                                        r.top_p, on_tokens)
+
+        return self._submit(submit)
+
+    def _log_texts(self, served: Served, prompt: str, texts: list[str], tokens: int) -> None:
         from components.monitoring.features import text_features
 
-        texts = model.sample(n, seed, prompt=prompt, max_new_tokens=max_new_tokens,
-                             temperature=temperature, top_k=top_k, top_p=top_p)
-        self._log([text_features(prompt, t) for t in texts], provenance["model_tag"])
-        return {"texts": texts, "prompt": prompt, "seed": seed, **provenance}
+        tag = served.provenance["model_tag"]
+        self._log([text_features(prompt, t) for t in texts], tag)
+        self._count(tag, ["none"] * len(texts))
+        self.metrics.tokens.labels(model_tag=tag).inc(tokens)
+
+    @bentoml.api(input_spec=GenerateRequest)
+    async def generate(self, **request) -> dict:
+        """Generate n images (optionally of class `label`; `temperature` scales the latent
+        noise) or n continuations of `prompt`."""
+        r = GenerateRequest.model_construct(**request)
+        seed = r.seed if r.seed is not None else secrets.randbelow(2**31)
+        try:
+            return await self._generate(r, seed)
+        except BadRequest as exc:
+            return _bad(exc)
+
+    async def _generate(self, r: GenerateRequest, seed: int):
+        if self.current.model.modality == "image":
+            served, result, names = await self._images(r, seed)
+            self._log_images(served, result.images, names)
+            pngs = [base64.b64encode(_png(img)).decode() for img in result.images]
+            return {"images": pngs, "labels": names, "format": "png/base64", "seed": seed, **served.provenance}
+        served, job = self._text_job(r, seed)
+        texts = await asyncio.wrap_future(job.future)
+        self._log_texts(served, r.prompt, texts, job.produced * job.n)
+        return {"texts": texts, "prompt": r.prompt, "seed": seed, **served.provenance}
+
+    @bentoml.api(input_spec=GenerateRequest)
+    async def generate_png(self, **request):
+        """Image models: the n images as one PNG (n > 1: a grid, 8 a row); the labels, seed
+        and model tag in X-Genloop-* headers."""
+        from components.report import grid_png
+
+        r = GenerateRequest.model_construct(**request)
+        seed = r.seed if r.seed is not None else secrets.randbelow(2**31)
+        try:
+            served, result, names = await self._images(r, seed)
+        except BadRequest as exc:
+            return _bad(exc)
+        self._log_images(served, result.images, names)
+        body = _png(result.images[0]) if r.n == 1 else grid_png(result.images, columns=min(8, r.n), scale=1)
+        return Response(body, media_type="image/png", headers={
+            "X-Genloop-Model-Tag": served.provenance["model_tag"], "X-Genloop-Seed": str(seed),
+            "X-Genloop-Labels": ",".join(names)})
+
+    @bentoml.api(input_spec=GenerateRequest)
+    async def generate_stream(self, **request):
+        """Text models: server-sent events as tokens are generated, `data: {"texts": [new
+        text of each row]}`, then `data: {"done": true, "texts": [...], "seed": ..., model
+        provenance}`. A client that goes away stops its generation."""
+        r = GenerateRequest.model_construct(**request)
+        seed = r.seed if r.seed is not None else secrets.randbelow(2**31)
+        loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+        started = time.perf_counter()
+
+        def on_tokens(job, tokens: list[int]) -> None:      # the engine's thread
+            loop.call_soon_threadsafe(queue.put_nowait, tokens)
+
+        try:
+            served, job = self._text_job(r, seed, on_tokens)
+        except BadRequest as exc:
+            return _bad(exc)
+        job.future.add_done_callback(lambda _: loop.call_soon_threadsafe(queue.put_nowait, None))
+        tag = served.provenance["model_tag"]
+
+        async def events():
+            decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(r.n)]
+            first = True
+            try:
+                while (tokens := await queue.get()) is not None:
+                    if first:
+                        self.metrics.first_token.labels(model_tag=tag).observe(time.perf_counter() - started)
+                        first = False
+                    yield _sse({"texts": [d.decode(bytes([t])) for d, t in zip(decoders, tokens)]})
+                tails = [d.decode(b"", final=True) for d in decoders]    # a character cut at the end
+                if any(tails):
+                    yield _sse({"texts": tails})
+                texts = job.future.result()
+                self._log_texts(served, r.prompt, texts, job.produced * job.n)
+                yield _sse({"done": True, "texts": texts, "prompt": r.prompt, "seed": seed, **served.provenance})
+            finally:
+                job.cancel()                  # the client went away (or the stream ended): stop decoding
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers={
+            "Cache-Control": "no-cache", "X-Genloop-Model-Tag": tag, "X-Genloop-Seed": str(seed)})
+
+
+def _count_error(status: int, endpoint: str) -> None:
+    from components.serving.metrics import shared
+
+    shared().error(status, endpoint)
+
+
+Generator.add_asgi_middleware(GenloopGuard, tokens=TOKENS, max_body_bytes=LIMITS.max_body_bytes,
+                              on_error=_count_error)

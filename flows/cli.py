@@ -178,8 +178,14 @@ def train(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
 def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config's `name`), exactly."),
           port: int = typer.Option(3000, help="HTTP port."),
           follow: bool = typer.Option(False, "--follow", help="Move to a newly promoted champion without a "
-                                      "restart (responses' model_tag changes; no request fails).")) -> None:
-    """Serve the bento of MODEL's champion with `bentoml serve` (POST /generate)."""
+                                      "restart (responses' model_tag changes; no request fails)."),
+          max_batch_size: Optional[int] = typer.Option(None, help="Images per batched forward / text rows "
+                                                       "decoded at once (default: the config's serving section)."),
+          max_latency_ms: Optional[float] = typer.Option(None, help="Most an image request waits for others "
+                                                         "to join its batch.")) -> None:
+    """Serve the bento of MODEL's champion with `bentoml serve`: POST /generate, /generate_stream
+    (text), /generate_png (images). Bearer tokens from GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE;
+    none: the API is open."""
     import subprocess
 
     from components.paths import ProjectPaths
@@ -189,6 +195,9 @@ def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config
     bento = champion_bento(model)
     env = {**os.environ, "GENLOOP_MONITOR_DIR": str(ProjectPaths.at(root).monitoring(model)),
            "GENLOOP_FOLLOW": "1" if follow else ""}
+    for var, value in (("GENLOOP_MAX_BATCH_SIZE", max_batch_size), ("GENLOOP_MAX_LATENCY_MS", max_latency_ms)):
+        if value is not None:
+            env[var] = str(value)
     typer.echo(f"serving {bento.tag} on http://127.0.0.1:{port}  (logs: {env['GENLOOP_MONITOR_DIR']})")
     cmd = [sys.executable, "-m", "bentoml", "serve", str(bento.tag), "--port", str(port)]
     raise typer.Exit(subprocess.call(cmd, env=env))

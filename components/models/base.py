@@ -16,10 +16,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Protocol
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from components.models.textgen import Decoding
+
 
 class GenerativeModel(Protocol):
     """Read-only members below are plain class attributes in each family."""
@@ -85,7 +89,19 @@ class ImageSampler(Protocol):
     def sample(self, n: int, seed: int, *, labels=None,
                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """n images in [-1, 1] (N, C, H, W) and their class indices; `temperature` scales the
-        latent noise (the one sampling knob of every image model). Same seed, same images."""
+        latent noise (the one sampling knob of every image model). Same seed, same images.
+        Equal to `render(*latents(...))`."""
+        ...
+
+    def latents(self, n: int, seed: int, *, labels=None,
+                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """What `sample` draws for a seed: the latent noise (N, z_dim) and the class indices."""
+        ...
+
+    def render(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] for latents and labels, each row on its own: the rows of several
+        requests' latents rendered together are the images each would get alone (the
+        server's batching relies on it)."""
         ...
 
 
@@ -103,6 +119,11 @@ class TextSampler(Protocol):
     def sample(self, n: int, seed: int, *, prompt: str = "", max_new_tokens: int = 100,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]:
         """n continuations of `prompt` (the prompt itself is not repeated); same seed, same text."""
+        ...
+
+    def decoding(self) -> Decoding:
+        """How `sample` gets its logits (window, device, recompute and incremental paths), for
+        decoding many requests at once (textgen.BatchDecoder, the server's text engine)."""
         ...
 
 
@@ -152,6 +173,14 @@ def sample_labels(n: int, labels, num_classes: int, gen: torch.Generator) -> tor
         return torch.randint(0, num_classes, (n,), generator=gen)
     labels = torch.as_tensor(labels, dtype=torch.long)
     return labels.expand(n) if labels.dim() == 0 else labels
+
+
+def draw_latents(z_dim: int, num_classes: int, n: int, seed: int, labels=None,
+                 temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The latent noise and classes an image model samples for a seed (ImageSampler.latents)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    z = torch.randn(n, z_dim, generator=gen) * float(temperature)
+    return z, sample_labels(n, labels, num_classes, gen)
 
 
 def request_labels(n: int, seed: int, label: str | None, class_names: list[str],

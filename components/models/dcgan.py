@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from components.models.base import (ModuleWeights, check_image_size, device_of, downsampling_stack,
-                                    eval_mode, sample_labels, upsampling_stack)
+                                    draw_latents, eval_mode, upsampling_stack)
 
 
 @dataclass(frozen=True)
@@ -95,14 +95,17 @@ class Model(ModuleWeights):
         return {"loss": g_loss.detach() + d_loss.detach(), "g_loss": g_loss.detach(),
                 "d_loss": d_loss.detach()}
 
-    @torch.no_grad()
     def sample(self, n: int, seed: int, *, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """n images in [-1, 1] (N, C, H, W) and their class indices; `temperature` scales the
         latent noise (below 1: the truncation trick). Same seed, same images."""
-        gen = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(n, self.args.z_dim, generator=gen) * float(temperature)
-        labels = sample_labels(n, labels, self.args.num_classes, gen)
+        z, labels = self.latents(n, seed, labels=labels, temperature=temperature)
+        return self.render(z, labels), labels
+
+    def latents(self, n: int, seed: int, *, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        return draw_latents(self.args.z_dim, self.args.num_classes, n, seed, labels, temperature)
+
+    @torch.no_grad()
+    def render(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         device = device_of(self.generator)
-        with eval_mode(self.generator):
-            images = self.generator(z.to(device), labels.to(device)).float().cpu()
-        return images, labels
+        with eval_mode(self.generator):              # BatchNorm on running statistics: rows independent
+            return self.generator(z.to(device), labels.to(device)).float().cpu()

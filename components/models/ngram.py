@@ -17,7 +17,7 @@ from torch import nn
 
 from components.data.text import VOCAB_SIZE
 from components.errors import GenloopError
-from components.models.textgen import sample_text
+from components.models.textgen import Decoding, sample_text
 
 V = VOCAB_SIZE
 
@@ -116,6 +116,9 @@ class Model:
         self.uni, self.bi = tensors["uni"], tensors["bi"]
         self.tri_keys, self.tri_counts = tensors["tri_keys"], tensors["tri_counts"]
         self._tables = None
+
+    def decoding(self) -> Decoding:
+        return Decoding(self.args.block_size, "cpu", self.logits)
 
     def sample(self, n: int, seed: int, *, prompt: str = "", max_new_tokens: int = 100,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]:

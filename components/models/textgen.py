@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -57,28 +58,169 @@ class IncrementalLogits:
         return logits
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How a language model produces next-token logits for sampling: the window it sees, the
+    device its tokens live on, the recompute path `logits_fn` ((B, T) -> (B, T, V)) and, if
+    it has one, the incremental `step_fn` (its network's `decode`)."""
+    block_size: int
+    device: Any
+    logits_fn: Callable
+    step_fn: StepFn | None = None
+
+
+@dataclass(eq=False)
+class TextJob:
+    """One sampling request: n continuations of `prompt` drawn with the request's own seeded
+    generator, so its text does not depend on what else is decoded beside it.
+    `on_tokens(job, tokens)` is called after every step with the new token of each row;
+    `cancel()` stops the job at the next step (its rows are dropped)."""
+    n: int
+    seed: int
+    prompt: str = ""
+    max_new_tokens: int = 100
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    on_tokens: Callable[["TextJob", list[int]], None] | None = None
+    produced: int = 0
+    cancelled: bool = False
+
+    def __post_init__(self) -> None:
+        self.gen = torch.Generator().manual_seed(int(self.seed))
+        self.start = encode(self.prompt or "\n")
+        self.idx: torch.Tensor | None = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    @property
+    def done(self) -> bool:
+        return self.cancelled or self.produced >= self.max_new_tokens
+
+    def texts(self) -> list[str]:
+        rows = self.idx.cpu() if self.idx is not None else torch.empty(self.n, 0, dtype=torch.long)
+        return [decode(row[rows.shape[1] - self.produced:].tolist()) for row in rows]
+
+
+class _Group:
+    """Jobs admitted together whose sequences have the same length: their rows share one
+    incremental state (KV cache / (h, c)) while the sequence fits in the window. Rows of a
+    job that finished stay in the state (fed a dummy token) until the group ends: a state
+    cannot drop rows without knowing its layout, and at most block_size steps are wasted."""
+
+    def __init__(self, jobs: list[TextJob], state: Any, length: int):
+        self.jobs, self.state, self.length = jobs, state, length
+
+
+class BatchDecoder:
+    """Decodes many `TextJob`s at once, one token per job a step, continuous batching: jobs
+    join (`add`) and leave (finished, cancelled) between steps. Each job's text equals what
+    it gets decoded alone (`sample_text`), up to float rounding of the logits in a batch of
+    another size: the same window, positions and state as alone, its own generator.
+
+    A step computes each job's next-token logits the way `IncrementalLogits` does:
+    - a new job: its prompt window decoded afresh (jobs of the same prompt length together,
+      which starts a group sharing the incremental state);
+    - a group whose sequences still fit in block_size: only the newest token, through the
+      group's state;
+    - sequences past block_size (and every step of a model without `step_fn`): the last
+      block_size tokens afresh, all such jobs of one window length in one forward; past
+      the window every job has exactly block_size tokens, so they all batch together."""
+
+    def __init__(self, decoding: Decoding):
+        self.d = decoding
+        self.groups: list[_Group] = []
+        self.windowed: list[TextJob] = []      # jobs decoded from their window afresh each step
+        self.new: list[TextJob] = []
+        self.jobs: list[TextJob] = []          # live: added, not yet finished or cancelled
+
+    @property
+    def rows(self) -> int:
+        """Rows one step decodes (a finished job's rows count while its group lives)."""
+        live = [g for g in self.groups if not all(j.done for j in g.jobs)]
+        return sum(j.n for g in live for j in g.jobs) + sum(j.n for j in self.windowed + self.new if not j.done)
+
+    def add(self, jobs: list[TextJob]) -> None:
+        for job in jobs:
+            job.idx = job.start[-self.d.block_size:].unsqueeze(0).repeat(job.n, 1).to(self.d.device)
+        self.new += [j for j in jobs if not j.done]
+        self.jobs += [j for j in jobs if not j.done]
+
+    def _by_length(self, jobs: list[TextJob]) -> dict[int, list[TextJob]]:
+        out: dict[int, list[TextJob]] = {}
+        for job in jobs:
+            out.setdefault(min(job.idx.shape[1], self.d.block_size), []).append(job)
+        return out
+
+    def _windows(self, jobs: list[TextJob], keep_state: bool) -> list[tuple[TextJob, torch.Tensor]]:
+        out = []
+        for length, same in self._by_length(jobs).items():
+            window = torch.cat([j.idx[:, -self.d.block_size:] for j in same])
+            if self.d.step_fn is None:
+                logits, state = self.d.logits_fn(window)[:, -1], None
+            else:
+                logits, state = self.d.step_fn(window, None)
+            if keep_state and state is not None:
+                self.groups.append(_Group(same, state, length))
+            else:
+                self.windowed += same
+            out += list(zip(same, torch.split(logits, [j.n for j in same])))
+        return out
+
+    @torch.no_grad()
+    def step(self) -> list[TextJob]:
+        """One token for every live job; returns the jobs that ended (finished or cancelled)."""
+        ended = [j for j in self.jobs if j.cancelled]
+        logits: list[tuple[TextJob, torch.Tensor]] = []
+        groups, self.groups = self.groups, []
+        for g in groups:
+            if all(j.done for j in g.jobs):
+                continue
+            if g.length + 1 > self.d.block_size:           # the window slides: afresh from now on
+                self.windowed += [j for j in g.jobs if not j.done]
+                continue
+            last = torch.cat([j.idx[:, -1:] for j in g.jobs])
+            out, g.state = self.d.step_fn(last, g.state)
+            g.length += 1
+            self.groups.append(g)
+            logits += [(j, l) for j, l in zip(g.jobs, torch.split(out, [j.n for j in g.jobs])) if not j.done]
+        windowed, self.windowed = [j for j in self.windowed if not j.done], []
+        new, self.new = [j for j in self.new if not j.done], []
+        logits += self._windows(windowed, keep_state=False)
+        logits += self._windows(new, keep_state=self.d.step_fn is not None)
+        for job, rows in logits:
+            probs = F.softmax(filter_logits(rows.float().cpu(), job.temperature, job.top_k, job.top_p), -1)
+            token = torch.multinomial(probs, 1, generator=job.gen)
+            job.idx = torch.cat([job.idx, token.to(self.d.device)], 1)
+            job.produced += 1
+            if job.on_tokens is not None:
+                try:
+                    job.on_tokens(job, token.squeeze(1).tolist())
+                except Exception:                  # a listener that fails (a client gone) drops
+                    job.cancel()                   # its own job, not the others
+            if job.done:
+                ended.append(job)
+        self.jobs = [j for j in self.jobs if j not in ended]
+        return ended
+
+
 @torch.no_grad()
 def sample_text(logits_fn: Callable, block_size: int, device, n: int, seed: int, prompt: str = "",
                 max_new_tokens: int = 100, temperature: float = 1.0, top_k: int = 0,
                 top_p: float = 1.0, *, step_fn: StepFn | None = None) -> list[str]:
     """n continuations of `prompt` (the prompt itself is not repeated in the output). With
-    `step_fn` (a model's `decode`) each token is decoded incrementally (`IncrementalLogits`);
-    without it the window is recomputed for every token. Both give the same logits to float
-    rounding (~1e-6) and so, for a seed, the same text: a draw could only differ where that
-    rounding moved a cumulative probability across the uniform number drawn."""
-    gen = torch.Generator().manual_seed(int(seed))
-    start = encode(prompt or "\n")[-block_size:]
-    idx = start.unsqueeze(0).repeat(n, 1).to(device)
-    if step_fn is not None:
-        next_logits: Callable = IncrementalLogits(step_fn, block_size)
-    else:
-        def next_logits(idx: torch.Tensor) -> torch.Tensor:
-            return logits_fn(idx[:, -block_size:])[:, -1]
-    for _ in range(max_new_tokens):
-        logits = next_logits(idx).float().cpu()
-        probs = F.softmax(filter_logits(logits, temperature, top_k, top_p), -1)
-        idx = torch.cat([idx, torch.multinomial(probs, 1, generator=gen).to(device)], 1)
-    return [decode(row[len(start):].tolist()) for row in idx.cpu()]
+    `step_fn` (a model's `decode`) each token is decoded incrementally (as `IncrementalLogits`
+    does); without it the window is recomputed for every token. Both give the same logits to
+    float rounding (~1e-6) and so, for a seed, the same text: a draw could only differ where
+    that rounding moved a cumulative probability across the uniform number drawn. This is
+    a `BatchDecoder` with one job: the server decodes many at once through the same code."""
+    job = TextJob(n, seed, prompt, max_new_tokens, temperature, top_k, top_p)
+    decoder = BatchDecoder(Decoding(block_size, device, logits_fn, step_fn))
+    decoder.add([job])
+    while decoder.jobs:
+        decoder.step()
+    return job.texts()
 
 
 class TextNet(torch.nn.Module, abc.ABC):
@@ -134,6 +276,13 @@ class LanguageModel(ModuleWeights):
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), grad_clip)
         optimizers["net"].step()
         return {"loss": loss.detach()}
+
+    def decoding(self) -> Decoding:
+        """For a `BatchDecoder` (the server's), with the network in eval mode (no dropout)."""
+        if self.net.training:
+            raise ValueError("decoding(): put the network in eval mode first (net.eval()); "
+                             "in training mode dropout would change every token.")
+        return Decoding(self.args.block_size, device_of(self.net), self.net, self.net.decode)
 
     def sample(self, n: int, seed: int, *, prompt: str = "", max_new_tokens: int = 100,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]:

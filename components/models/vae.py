@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from components.models.base import (ModuleWeights, check_image_size, device_of, downsampling_stack,
-                                    eval_mode, sample_labels, upsampling_stack)
+                                    draw_latents, eval_mode, upsampling_stack)
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,14 @@ class Model(ModuleWeights):
     def sample(self, n: int, seed: int, *, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """n images in [-1, 1] and their class indices; `temperature` scales the prior's
         standard deviation (0: the prior mean). Same seed, same images."""
-        gen = torch.Generator().manual_seed(int(seed))
-        z = torch.randn(n, self.args.z_dim, generator=gen) * float(temperature)
-        labels = sample_labels(n, labels, self.args.num_classes, gen)
-        return self.decode(z, labels), labels
+        z, labels = self.latents(n, seed, labels=labels, temperature=temperature)
+        return self.render(z, labels), labels
+
+    def latents(self, n: int, seed: int, *, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        return draw_latents(self.args.z_dim, self.args.num_classes, n, seed, labels, temperature)
+
+    def render(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.decode(z, labels)
 
     @torch.no_grad()
     def interpolate(self, steps: int, label: int, seeds: tuple[int, int] | None = None,

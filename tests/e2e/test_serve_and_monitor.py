@@ -16,10 +16,16 @@ pytestmark = pytest.mark.slow
 
 
 def start_bento_server(bento_tag: str, port: int, env: dict, cwd=None):
-    """`bentoml serve BENTO` on 127.0.0.1:port, once /readyz answers; returns (url, process)."""
+    """`bentoml serve BENTO` on 127.0.0.1:port, once /readyz answers; returns (url, process).
+    Its output goes to a file (`proc.log_path`): a pipe nobody reads would fill up with the
+    access log and block the server."""
+    import tempfile
+
+    log = tempfile.NamedTemporaryFile("w+b", prefix="bentoml-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", bento_tag, "--port", str(port),
                              "--host", "127.0.0.1"], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log_path = log.name
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -29,7 +35,7 @@ def start_bento_server(bento_tag: str, port: int, env: dict, cwd=None):
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            pytest.fail(f"bentoml serve exited: {proc.stdout.read().decode()[-3000:]}")
+            pytest.fail(f"bentoml serve exited: {open(log.name, errors='replace').read()[-3000:]}")
         time.sleep(1)
     proc.kill()
     pytest.fail("bentoml serve did not become ready in 120 s")

@@ -1,0 +1,200 @@
+"""The server's batching engines: one worker thread per served model that batches the
+requests in flight into shared forwards. Imported by deploy/service.py; no BentoML here,
+so both are tested on their own.
+
+- `ImageEngine`: adaptive batching. A forward takes every request waiting when the worker
+  is free (up to `max_batch_size` images), after waiting at most `max_latency_ms` for more
+  to join a batch that is not full. Each request's latents come from its own seed, and the
+  generators render each row on its own, so a request gets the images it gets alone.
+- `TextEngine`: continuous batching over `textgen.BatchDecoder`. Requests join and leave
+  between tokens (up to `max_batch_size` rows decoding at once), so a request does not wait
+  for a batch of 200-token generations to finish, and tokens can be streamed as they come.
+
+Why not BentoML's own `@bentoml.api(batchable=True)`: its dispatcher batches only calls that
+reach that API over HTTP, with a list as the body. Keeping `/generate` one JSON object per
+request would take a second service (a second process holding the model, and an HTTP hop per
+request); and it batches whole calls, so text could neither stream nor join a batch mid-way.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+# observe(kind, rows): called once per forward with the rows (images or text rows) it held
+Observer = Callable[[str, int], None]
+
+
+class EngineClosed(RuntimeError):
+    """The engine was closed (the model was swapped out or the server is stopping)."""
+
+
+class _Worker:
+    """A daemon thread taking jobs from a pending list under a condition variable."""
+    kind = "worker"
+
+    def __init__(self, max_batch_size: int, observe: Observer | None = None):
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}.")
+        self.max_batch_size = max_batch_size
+        self.observe = observe or (lambda kind, rows: None)
+        self._pending: list = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name=f"genloop-{self.kind}-engine", daemon=True)
+        self._thread.start()
+
+    def _put(self, job) -> None:
+        with self._cond:
+            if self._closed:
+                raise EngineClosed("the engine is closed")
+            self._pending.append(job)
+            self._cond.notify()
+
+    def close(self, drain: bool = True, timeout: float = 120.0) -> None:
+        """Stop taking jobs; with `drain`, finish those taken and pending first."""
+        with self._cond:
+            self._closed = True
+            if not drain:
+                for job in self._pending:
+                    job.future.set_exception(EngineClosed("the server is stopping"))
+                self._pending.clear()
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:                       # pragma: no cover - the subclasses' loops
+        raise NotImplementedError
+
+
+# images ------------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class ImageJob:
+    n: int
+    seed: int
+    labels: Any = None               # None (draw), a class index, or n indices
+    temperature: float = 1.0
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class ImageResult:
+    images: torch.Tensor             # (n, C, H, W) uint8
+    indices: list[int]
+
+
+class ImageEngine(_Worker):
+    kind = "image"
+
+    def __init__(self, model, max_batch_size: int = 64, max_latency_ms: float = 0.0,
+                 observe: Observer | None = None):
+        self.model, self.max_latency = model, max_latency_ms / 1000.0
+        super().__init__(max_batch_size, observe)
+
+    def submit(self, n: int, seed: int, labels=None, temperature: float = 1.0) -> ImageJob:
+        job = ImageJob(n, seed, labels, temperature)
+        self._put(job)
+        return job
+
+    def _take(self) -> list[ImageJob]:
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if self.max_latency and self._pending:
+                deadline = time.monotonic() + self.max_latency
+                while sum(j.n for j in self._pending) < self.max_batch_size and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+            batch, images = [], 0
+            while self._pending and (not batch or images + self._pending[0].n <= self.max_batch_size):
+                job = self._pending.pop(0)
+                batch.append(job)
+                images += job.n
+            return batch
+
+    def _loop(self) -> None:
+        from components.data.images import to_uint8
+
+        while True:
+            batch = self._take()
+            if not batch:                        # closed and drained
+                return
+            try:
+                latents = [self.model.latents(j.n, j.seed, labels=j.labels, temperature=j.temperature)
+                           for j in batch]
+                z = torch.cat([z for z, _ in latents])
+                labels = torch.cat([lab for _, lab in latents])
+                images = to_uint8(self.model.render(z, labels))
+                self.observe("image", len(z))
+            except Exception as exc:             # the model failed: these requests fail, not the engine
+                for job in batch:
+                    job.future.set_exception(exc)
+                continue
+            for job, part, (_, lab) in zip(batch, torch.split(images, [j.n for j in batch]), latents):
+                job.future.set_result(ImageResult(part, lab.tolist()))
+
+
+# text --------------------------------------------------------------------------------------
+
+class TextEngine(_Worker):
+    """Decodes the text jobs in flight one token a step. A job's `on_tokens` runs on the
+    engine's thread after each step (streaming hands the tokens to the request's event loop);
+    its `future` gets the texts when it ends (a cancelled job's: EngineClosed-free, the
+    partial texts)."""
+    kind = "text"
+
+    def __init__(self, model, max_batch_size: int = 64, observe: Observer | None = None):
+        from components.models.textgen import BatchDecoder
+
+        self.decoder = BatchDecoder(model.decoding())
+        super().__init__(max_batch_size, observe)
+
+    def submit(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
+               temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+               on_tokens: Callable | None = None):
+        from components.models.textgen import TextJob
+
+        job = TextJob(n, seed, prompt, max_new_tokens, temperature, top_k, top_p, on_tokens)
+        job.future = Future()
+        self._put(job)
+        return job
+
+    def _admit(self) -> bool:
+        """Move pending jobs into the decoder while the rows fit; False when closed and idle."""
+        with self._cond:
+            while not self._pending and not self.decoder.jobs:
+                if self._closed:
+                    return False
+                self._cond.wait()
+            rows, admitted = self.decoder.rows, []
+            while self._pending and (rows == 0 or rows + self._pending[0].n <= self.max_batch_size):
+                job = self._pending.pop(0)
+                admitted.append(job)
+                rows += job.n
+        for job in admitted:
+            if job.cancelled:
+                job.future.set_result(job.texts())
+        self.decoder.add([j for j in admitted if not j.cancelled])
+        return True
+
+    def _loop(self) -> None:
+        while self._admit():
+            if not self.decoder.jobs:
+                continue
+            try:
+                rows = self.decoder.rows
+                ended = self.decoder.step()
+                self.observe("text", rows)
+            except Exception as exc:             # the model failed: the jobs in flight fail
+                for job in self.decoder.jobs:
+                    job.future.set_exception(exc)
+                self.decoder = type(self.decoder)(self.decoder.d)
+                continue
+            for job in ended:
+                job.future.set_result(job.texts())

@@ -1,0 +1,49 @@
+"""What the server accepts and how it batches: the `serving:` section of a model's config
+(packaged into the bento's genloop_model.json), overridden at serve time by environment
+variables (GENLOOP_MAX_BATCH_SIZE, GENLOOP_MAX_LATENCY_MS, GENLOOP_MAX_BODY_BYTES)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Mapping
+
+from components.errors import GenloopError
+
+ENV = {"max_batch_size": "GENLOOP_MAX_BATCH_SIZE", "max_latency_ms": "GENLOOP_MAX_LATENCY_MS",
+       "max_body_bytes": "GENLOOP_MAX_BODY_BYTES"}
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    max_batch_size: int = 64        # images per forward; text rows decoded at once
+    max_latency_ms: float = 2.0     # images: most a request waits for others to join its batch
+    max_n: int = 64                 # most images or texts one request asks for
+    max_new_tokens: int = 2000      # most tokens one text request asks for
+    max_prompt_chars: int = 4096
+    max_label_chars: int = 128
+    max_body_bytes: int = 65536     # larger request bodies: HTTP 413
+
+    def check(self) -> "ServingConfig":
+        for key in ("max_batch_size", "max_n", "max_new_tokens", "max_prompt_chars", "max_label_chars",
+                    "max_body_bytes"):
+            if getattr(self, key) < 1:
+                raise GenloopError(f"serving.{key} must be >= 1, got {getattr(self, key)}.")
+        if not 0 <= self.max_latency_ms <= 1000:
+            raise GenloopError(f"serving.max_latency_ms must be in [0, 1000], got {self.max_latency_ms}.")
+        return self
+
+    @classmethod
+    def resolve(cls, packaged: Mapping | None, env: Mapping[str, str]) -> "ServingConfig":
+        """The packaged settings (unknown keys ignored: a newer bento on an older genloop),
+        then the environment's."""
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in (packaged or {}).items() if k in fields}
+        for key, var in ENV.items():
+            raw = env.get(var, "").strip()
+            if raw:
+                try:
+                    values[key] = float(raw) if key == "max_latency_ms" else int(raw)
+                except ValueError:
+                    raise GenloopError(f"{var}={raw!r} is not a number; unset it or give e.g. "
+                                       f"{var}={getattr(cls(), key)}.") from None
+        return cls(**values).check()

@@ -1,0 +1,228 @@
+"""The serving parts on their own (components/serving/): the batching engines against the
+models' own sampling, the bearer-token guard, the limits and the metrics."""
+import asyncio
+
+import httpx
+import prometheus_client
+import pytest
+import torch
+
+from components.errors import GenloopError
+from components.models import build_model
+from components.serving.engine import EngineClosed, ImageEngine, TextEngine
+from components.serving.guard import GenloopGuard, load_tokens
+from components.serving.limits import ServingConfig
+from components.serving.metrics import Metrics, reason_of
+
+TOKEN_A, TOKEN_B = "a" * 20 + "-first", "b" * 20 + "-second"
+
+
+# limits --------------------------------------------------------------------------------------
+
+def test_serving_config_takes_the_packaged_settings_then_the_environment():
+    cfg = ServingConfig.resolve({"max_batch_size": 8, "max_prompt_chars": 100, "from_the_future": 1},
+                                {"GENLOOP_MAX_LATENCY_MS": "7.5"})
+    assert (cfg.max_batch_size, cfg.max_prompt_chars, cfg.max_latency_ms) == (8, 100, 7.5)
+    assert ServingConfig.resolve({"max_batch_size": 8}, {"GENLOOP_MAX_BATCH_SIZE": "3"}).max_batch_size == 3
+    with pytest.raises(GenloopError, match="GENLOOP_MAX_BATCH_SIZE='many' is not a number"):
+        ServingConfig.resolve(None, {"GENLOOP_MAX_BATCH_SIZE": "many"})
+    with pytest.raises(GenloopError, match="serving.max_batch_size must be >= 1"):
+        ServingConfig.resolve(None, {"GENLOOP_MAX_BATCH_SIZE": "0"})
+    with pytest.raises(GenloopError, match="max_latency_ms must be in"):
+        ServingConfig(max_latency_ms=-1).check()
+
+
+def test_a_config_serving_section_is_checked(tmp_path):
+    from components.config import load_config
+
+    cfg = load_config("configs/dcgan-digits.yaml", {"serving.max_batch_size": 16})
+    assert cfg.serving.max_batch_size == 16 and cfg.to_dict()["serving"]["max_latency_ms"] == 2.0
+    with pytest.raises(GenloopError, match="serving.max_n must be >= 1"):
+        load_config("configs/dcgan-digits.yaml", {"serving.max_n": 0})
+
+
+# tokens and the guard ------------------------------------------------------------------------
+
+def test_tokens_come_from_the_env_and_a_file(tmp_path):
+    f = tmp_path / "tokens"
+    f.write_text(f"# rotated 2026-11\n{TOKEN_B}\n\n")
+    assert load_tokens({"GENLOOP_API_TOKENS": f" {TOKEN_A} ,", "GENLOOP_API_TOKENS_FILE": str(f)}) == [TOKEN_A, TOKEN_B]
+    assert load_tokens({}) == []
+    with pytest.raises(GenloopError, match="cannot read it"):
+        load_tokens({"GENLOOP_API_TOKENS_FILE": str(tmp_path / "missing")})
+    with pytest.raises(GenloopError, match="shorter than 16"):
+        load_tokens({"GENLOOP_API_TOKENS": "secret"})
+    with pytest.raises(GenloopError, match="placeholder"):
+        load_tokens({"GENLOOP_API_TOKENS": "REPLACE-ME-with-the-output-of-openssl-rand-hex-32"})
+
+
+async def _app(scope, receive, send):
+    """Echoes the body it received (what the guard let through)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 500 if body == b"boom" else 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _call(guard, method, path, **kw):
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://t") as client:
+            return await client.request(method, path, **kw)
+    return asyncio.run(go())
+
+
+def test_guard_needs_one_of_the_tokens_except_on_probes_and_metrics():
+    errors = []
+    guard = GenloopGuard(_app, [TOKEN_A, TOKEN_B], on_error=lambda status, ep: errors.append((status, ep)))
+    body = b'{"n": 1}'
+    for headers in ({}, {"Authorization": "Bearer wrong-token-wrong-token"}, {"Authorization": TOKEN_A},
+                    {"Authorization": f"Basic {TOKEN_A}"}, {"Authorization": f"Bearer {TOKEN_A}x"}):
+        reply = _call(guard, "POST", "/generate", content=body, headers=headers)
+        assert reply.status_code == 401 and reply.headers["www-authenticate"].startswith("Bearer")
+        assert TOKEN_A not in reply.text and "bearer token" in reply.json()["error"]
+    for token in (TOKEN_A, TOKEN_B):
+        reply = _call(guard, "POST", "/generate", content=body, headers={"Authorization": f"Bearer {token}"})
+        assert reply.status_code == 200 and reply.content == body          # the body reaches the app whole
+    for path in ("/livez", "/readyz", "/metrics"):
+        assert _call(guard, "GET", path).status_code == 200
+    assert errors == [(401, "/generate")] * 5
+    open_guard = GenloopGuard(_app, [])
+    assert _call(open_guard, "POST", "/generate", content=body).status_code == 200
+
+
+def test_guard_limits_the_body_and_the_content_type_and_counts_errors():
+    errors = []
+    guard = GenloopGuard(_app, [], max_body_bytes=100, on_error=lambda status, ep: errors.append((status, ep)))
+    assert _call(guard, "POST", "/generate", content=b"x" * 101).status_code == 413
+
+    async def chunks():                              # no Content-Length: counted as it arrives
+        for _ in range(5):
+            yield b"x" * 30
+    reply = _call(guard, "POST", "/generate", content=chunks())
+    assert reply.status_code == 413 and "GENLOOP_MAX_BODY_BYTES" in reply.json()["error"]
+    assert _call(guard, "POST", "/generate", content=b"x" * 100).status_code == 200
+    reply = _call(guard, "POST", "/generate", content=b"n=1", headers={"Content-Type": "text/plain"})
+    assert reply.status_code == 415 and "application/json" in reply.json()["error"]
+    assert _call(guard, "POST", "/generate", content=b"boom").status_code == 500   # the app's own errors counted
+    assert errors == [(413, "/generate"), (413, "/generate"), (415, "/generate"), (500, "/generate")]
+
+
+def test_metrics_are_prometheus_counters_and_histograms():
+    registry = prometheus_client.CollectorRegistry()
+    m = Metrics(prometheus_client, registry=registry)
+    m.generations.labels(model_tag="m:1", label="7").inc(3)
+    m.observe_batch("image", 12)
+    m.error(413, "/generate")
+    m.error(502, "/generate")
+    text = prometheus_client.generate_latest(registry).decode()
+    assert 'genloop_generations_total{label="7",model_tag="m:1"} 3.0' in text
+    assert 'genloop_batch_rows_bucket{kind="image",le="16.0"} 1.0' in text
+    assert 'genloop_request_errors_total{endpoint="/generate",reason="body_too_large"} 1.0' in text
+    assert reason_of(502) == "server_error" and reason_of(401) == "unauthorized"
+
+
+# engines -------------------------------------------------------------------------------------
+
+def image_model(family="dcgan"):
+    torch.manual_seed(0)
+    args = {"image_size": 8, "channels": 1, "num_classes": 10, "z_dim": 16}
+    m = build_model(family, {**args, "width": 32} if family == "dcgan" else args)
+    for module in m.modules().values():
+        module.eval()
+    return m
+
+
+IMAGE_REQUESTS = [(1, 1, None, 1.0), (4, 2, 3, 0.7), (2, 3, torch.tensor([1, 9]), 1.0), (3, 4, None, 1.4),
+                  (1, 5, 7, 0.2), (6, 6, None, 1.0)]
+
+
+@pytest.mark.parametrize("family", ["dcgan", "vae"])
+def test_image_engine_batches_requests_and_each_gets_its_alone_images(family):
+    from components.data.images import to_uint8
+
+    m = image_model(family)
+    rows = []
+    engine = ImageEngine(m, max_batch_size=64, max_latency_ms=200, observe=lambda kind, n: rows.append(n))
+    jobs = [engine.submit(n, seed, labels, temp) for n, seed, labels, temp in IMAGE_REQUESTS]
+    results = [j.future.result(30) for j in jobs]
+    engine.close()
+    assert rows == [17]                                   # one forward for all six requests
+    for (n, seed, labels, temp), result in zip(IMAGE_REQUESTS, results):
+        images, indices = m.sample(n, seed, labels=labels, temperature=temp)
+        assert result.indices == indices.tolist()
+        diff = (result.images.int() - to_uint8(images).int()).abs()
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01     # batch-size rounding at most
+
+
+def test_image_engine_respects_max_batch_size_and_survives_a_failing_batch():
+    m = image_model()
+    rows = []
+    engine = ImageEngine(m, max_batch_size=5, max_latency_ms=200, observe=lambda kind, n: rows.append(n))
+    jobs = [engine.submit(2, s) for s in range(5)] + [engine.submit(9, 9)]   # 9 > 5: a batch of its own
+    for j in jobs:
+        j.future.result(30)
+    assert max(rows) == 9 and all(r <= 5 for r in rows if r != 9) and sum(rows) == 19
+    bad = engine.submit(1, 0, labels=torch.tensor([99]))       # an index out of range fails in the model
+    with pytest.raises(Exception):
+        bad.future.result(30)
+    assert engine.submit(1, 0).future.result(30).images.shape == (1, 1, 8, 8)   # the engine goes on
+    engine.close()
+    with pytest.raises(EngineClosed):
+        engine.submit(1, 0)
+
+
+def text_model():
+    from tests.models.test_incremental_decoding import model
+
+    m = model("charlm")
+    m.net.eval()
+    return m
+
+
+TEXT_REQUESTS = [dict(n=2, seed=1, prompt="", max_new_tokens=30), dict(n=1, seed=2, prompt="def f", max_new_tokens=9),
+                 dict(n=3, seed=3, prompt="x" * 20, max_new_tokens=20, temperature=0.5, top_k=10),
+                 dict(n=1, seed=4, prompt="import os", max_new_tokens=25, top_p=0.9)]
+
+
+def test_text_engine_decodes_requests_together_and_each_gets_its_alone_text():
+    m = text_model()
+    rows = []
+    engine = TextEngine(m, max_batch_size=64, observe=lambda kind, n: rows.append(n))
+    jobs = [engine.submit(**r) for r in TEXT_REQUESTS]
+    texts = [j.future.result(60) for j in jobs]
+    engine.close()
+    for request, got in zip(TEXT_REQUESTS, texts):
+        assert got == m.sample(request["n"], request["seed"], **{k: v for k, v in request.items()
+                                                                   if k not in ("n", "seed")})
+    assert max(rows) > 3                                  # rows of several requests in one step
+
+
+def test_text_engine_caps_rows_and_streams_and_cancels():
+    m = text_model()
+    rows, streamed = [], []
+    engine = TextEngine(m, max_batch_size=4, observe=lambda kind, n: rows.append(n))
+
+    def listen(job, tokens):
+        streamed.append(tokens)
+        if len(streamed) == 5:
+            job.cancel()
+
+    jobs = [engine.submit(n=3, seed=s, max_new_tokens=10) for s in range(3)]
+    cancelled = engine.submit(n=1, seed=9, max_new_tokens=500, on_tokens=listen)
+    for j in jobs:
+        j.future.result(60)
+    partial = cancelled.future.result(60)
+    engine.close()
+    assert max(rows) <= 4                                 # 3 + 1 rows at most; 3 + 3 never
+    assert cancelled.produced == 5 and len(partial[0]) <= 5 and len(streamed) == 5
+
+
+def test_text_engine_refuses_a_model_in_training_mode():
+    from tests.models.test_incremental_decoding import model
+
+    with pytest.raises(ValueError, match="eval mode"):
+        TextEngine(model("charlm"))
