@@ -39,6 +39,18 @@ browser:
 	else echo "chromium/chromedriver missing and not root: the browser tests will skip" \
 	  "(sudo apt-get install chromium chromium-driver)"; fi
 
+# the load tools of benchmarks/serving_load.py (Debian's hey and wrk): installed here when
+# missing and this runs as root with apt-get; otherwise it says how to install them.
+.PHONY: load-tools
+load-tools:
+	@if command -v hey >/dev/null && command -v wrk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing hey and wrk (apt-get) for benchmarks/serving_load.py"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey wrk \
+	    >/dev/null) || echo "apt-get could not install hey and wrk: benchmarks/serving_load.py needs hey"; \
+	else echo "hey/wrk missing and not root: install them for benchmarks/serving_load.py" \
+	  "(sudo apt-get install hey wrk)"; fi
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
