@@ -248,7 +248,11 @@ class Generator:
             pngs = [base64.b64encode(_png(img)).decode() for img in result.images]
             return {"images": pngs, "labels": names, "format": "png/base64", "seed": seed, **served.provenance}
         served, job = self._text_job(r, seed)
-        texts = await asyncio.wrap_future(job.future)
+        try:
+            texts = await asyncio.wrap_future(job.future)
+        except asyncio.CancelledError:              # the request timed out or its client left
+            job.cancel()
+            raise
         self._log_texts(served, r.prompt, texts, job.produced * job.n)
         return {"texts": texts, "prompt": r.prompt, "seed": seed, **served.provenance}
 
@@ -302,7 +306,11 @@ class Generator:
                 tails = [d.decode(b"", final=True) for d in decoders]    # a character cut at the end
                 if any(tails):
                     yield _sse({"texts": tails})
-                texts = job.future.result()
+                try:
+                    texts = job.future.result()
+                except Exception as exc:            # the model failed mid-stream: say so, then end
+                    yield _sse({"error": f"generation failed: {exc.__class__.__name__}"})
+                    return
                 self._log_texts(served, r.prompt, texts, job.produced * job.n)
                 yield _sse({"done": True, "texts": texts, "prompt": r.prompt, "seed": seed, **served.provenance})
             finally:

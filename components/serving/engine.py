@@ -33,6 +33,17 @@ class EngineClosed(RuntimeError):
     """The engine was closed (the model was swapped out or the server is stopping)."""
 
 
+def _resolve(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
+    """Set a job's outcome unless its waiter gave up (a request timed out and cancelled the
+    future): that must not take the engine's thread down with InvalidStateError."""
+    if future.done():
+        return
+    try:
+        future.set_exception(exc) if exc is not None else future.set_result(result)
+    except Exception:                               # cancelled in between
+        pass
+
+
 class _Worker:
     """A daemon thread taking jobs from a pending list under a condition variable."""
     kind = "worker"
@@ -61,7 +72,7 @@ class _Worker:
             self._closed = True
             if not drain:
                 for job in self._pending:
-                    job.future.set_exception(EngineClosed("the server is stopping"))
+                    _resolve(job.future, exc=EngineClosed("the server is stopping"))
                 self._pending.clear()
             self._cond.notify()
         self._thread.join(timeout)
@@ -114,8 +125,9 @@ class ImageEngine(_Worker):
             batch, images = [], 0
             while self._pending and (not batch or images + self._pending[0].n <= self.max_batch_size):
                 job = self._pending.pop(0)
-                batch.append(job)
-                images += job.n
+                if job.future.set_running_or_notify_cancel():      # False: its request gave up
+                    batch.append(job)
+                    images += job.n
             return batch
 
     def _loop(self) -> None:
@@ -123,8 +135,10 @@ class ImageEngine(_Worker):
 
         while True:
             batch = self._take()
-            if not batch:                        # closed and drained
-                return
+            if not batch:
+                if self._closed and not self._pending:           # closed and drained
+                    return
+                continue
             try:
                 latents = [self.model.latents(j.n, j.seed, labels=j.labels, temperature=j.temperature)
                            for j in batch]
@@ -134,10 +148,10 @@ class ImageEngine(_Worker):
                 self.observe("image", len(z))
             except Exception as exc:             # the model failed: these requests fail, not the engine
                 for job in batch:
-                    job.future.set_exception(exc)
+                    _resolve(job.future, exc=exc)
                 continue
             for job, part, (_, lab) in zip(batch, torch.split(images, [j.n for j in batch]), latents):
-                job.future.set_result(ImageResult(part, lab.tolist()))
+                _resolve(job.future, ImageResult(part, lab.tolist()))
 
 
 # text --------------------------------------------------------------------------------------
@@ -177,10 +191,11 @@ class TextEngine(_Worker):
                 job = self._pending.pop(0)
                 admitted.append(job)
                 rows += job.n
+        admitted = [j for j in admitted if j.future.set_running_or_notify_cancel() or j.cancel()]
+        self.decoder.add(admitted)
         for job in admitted:
-            if job.cancelled:
-                job.future.set_result(job.texts())
-        self.decoder.add([j for j in admitted if not j.cancelled])
+            if job not in self.decoder.jobs:                # cancelled before it started
+                _resolve(job.future, job.texts())
         return True
 
     def _loop(self) -> None:
@@ -193,8 +208,8 @@ class TextEngine(_Worker):
                 self.observe("text", rows)
             except Exception as exc:             # the model failed: the jobs in flight fail
                 for job in self.decoder.jobs:
-                    job.future.set_exception(exc)
+                    _resolve(job.future, exc=exc)
                 self.decoder = type(self.decoder)(self.decoder.d)
                 continue
             for job in ended:
-                job.future.set_result(job.texts())
+                _resolve(job.future, job.texts())

@@ -17,10 +17,15 @@ from components.errors import GenloopError
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs.json"})
 OPEN_PREFIXES = ("/static_content/",)
+ENDPOINTS = frozenset({"/generate", "/generate_stream", "/generate_png"})
 
 
 def load_tokens(env: Mapping[str, str]) -> list[str]:
-    tokens = [t.strip() for t in env.get("GENLOOP_API_TOKENS", "").split(",") if t.strip()]
+    listed = env.get("GENLOOP_API_TOKENS", "").strip()
+    tokens = [t.strip() for t in listed.split(",") if t.strip()]
+    if listed and not tokens:
+        raise GenloopError("GENLOOP_API_TOKENS is set but holds no token; give comma-separated tokens or "
+                           "unset it (the API is then open).")
     path = env.get("GENLOOP_API_TOKENS_FILE", "").strip()
     if path:
         try:
@@ -28,7 +33,11 @@ def load_tokens(env: Mapping[str, str]) -> list[str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise GenloopError(f"GENLOOP_API_TOKENS_FILE={path}: cannot read it ({exc.__class__.__name__}); "
                                f"point it at a readable file with one token per line.") from None
-        tokens += [t.strip() for t in lines if t.strip() and not t.strip().startswith("#")]
+        from_file = [t.strip() for t in lines if t.strip() and not t.strip().startswith("#")]
+        if not from_file:                # set but empty: refuse rather than start open
+            raise GenloopError(f"GENLOOP_API_TOKENS_FILE={path} holds no token; put one token per line "
+                               f"in it, or unset the variable (the API is then open).")
+        tokens += from_file
     if any(t.upper().startswith("REPLACE-ME") for t in tokens):
         raise GenloopError("the API token is still the placeholder of deploy/k8s/secret.yaml; create the "
                            "secret from a real token (deploy/README.md says how).")
@@ -65,10 +74,13 @@ class GenloopGuard:
         return scheme.lower() == b"bearer" and ok
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] == "lifespan":
             return await self.app(scope, receive, send)
+        if scope["type"] != "http":                  # no websocket routes: refuse rather than pass unguarded
+            await send({"type": "websocket.close", "code": 1008})
+            return
         path = scope.get("path", "")
-        endpoint = path if path.startswith("/generate") else "other"
+        endpoint = path if path in ENDPOINTS else "other"      # bounded label values
 
         async def reply(status: int, message: str, headers: list | None = None):
             self.on_error(status, endpoint)
@@ -102,6 +114,8 @@ class GenloopGuard:
                                    f"request (or raise GENLOOP_MAX_BODY_BYTES on the server).")
             if not message.get("more_body"):
                 break
+        if endpoint != "other" and scope.get("method") == "POST" and not b"".join(chunks).strip():
+            return await reply(400, "empty request body: send a JSON object ({} asks for every default).")
         replayed = False
 
         async def replay():

@@ -52,6 +52,12 @@ def test_tokens_come_from_the_env_and_a_file(tmp_path):
         load_tokens({"GENLOOP_API_TOKENS_FILE": str(tmp_path / "missing")})
     with pytest.raises(GenloopError, match="shorter than 16"):
         load_tokens({"GENLOOP_API_TOKENS": "secret"})
+    empty = tmp_path / "empty"
+    empty.write_text("# the token was deleted\n\n")
+    with pytest.raises(GenloopError, match="holds no token"):      # set but empty: not open
+        load_tokens({"GENLOOP_API_TOKENS_FILE": str(empty)})
+    with pytest.raises(GenloopError, match="holds no token"):
+        load_tokens({"GENLOOP_API_TOKENS": " , "})
     with pytest.raises(GenloopError, match="placeholder"):
         load_tokens({"GENLOOP_API_TOKENS": "REPLACE-ME-with-the-output-of-openssl-rand-hex-32"})
 
@@ -167,7 +173,7 @@ def test_image_engine_respects_max_batch_size_and_survives_a_failing_batch():
         j.future.result(30)
     assert max(rows) == 9 and all(r <= 5 for r in rows if r != 9) and sum(rows) == 19
     bad = engine.submit(1, 0, labels=torch.tensor([99]))       # an index out of range fails in the model
-    with pytest.raises(Exception):
+    with pytest.raises(IndexError):                              # the embedding lookup's error
         bad.future.result(30)
     assert engine.submit(1, 0).future.result(30).images.shape == (1, 1, 8, 8)   # the engine goes on
     engine.close()
@@ -226,3 +232,30 @@ def test_text_engine_refuses_a_model_in_training_mode():
 
     with pytest.raises(ValueError, match="eval mode"):
         TextEngine(model("charlm"))
+
+
+def test_a_request_that_gave_up_does_not_stop_the_engines():
+    """A request that timed out cancels its future; the engine skips it (or finishes it
+    without a result) and goes on serving."""
+    m = image_model()
+    engine = ImageEngine(m, max_batch_size=8, max_latency_ms=300)
+    gone = engine.submit(1, 0)
+    assert gone.future.cancel()                    # still pending: cancelled before the forward
+    assert engine.submit(2, 1).future.result(30).images.shape[0] == 2
+    engine.close()
+    text = TextEngine(text_model(), max_batch_size=8)
+    left = text.submit(n=1, seed=0, max_new_tokens=2000)
+    left.cancel()                                  # a streaming client went away
+    left.future.result(60)
+    assert left.produced < 2000
+    assert len(text.submit(n=1, seed=1, max_new_tokens=5).future.result(60)[0]) <= 5
+    text.close()
+
+
+def test_guard_bounds_metric_labels_and_refuses_an_empty_body():
+    errors = []
+    guard = GenloopGuard(_app, [TOKEN_A], on_error=lambda status, ep: errors.append((status, ep)))
+    _call(guard, "POST", "/generate-anything-at-all")
+    reply = _call(guard, "POST", "/generate", content=b"  ", headers={"Authorization": f"Bearer {TOKEN_A}"})
+    assert reply.status_code == 400 and "empty request body" in reply.json()["error"]
+    assert errors == [(401, "other"), (400, "/generate")]

@@ -149,6 +149,7 @@ BAD = [  # (raw body, content type, expected status, words in the error)
     (b'{"prompt": "' + b"a" * 5000 + b'"}', "application/json", 400, "at most 4096"),
     (b'{"n": 1, "pad": "' + b"a" * 70000 + b'"}', "application/json", 413, "bytes"),
     (b"n=1", "application/x-www-form-urlencoded", 415, "application/json"),
+    (b"", "application/json", 400, "empty request body"),
     (b"\x80\x04K\x01.", "application/vnd.bentoml+pickle", 415, "application/json"),
 ]
 
@@ -187,6 +188,7 @@ def test_concurrent_text_requests_get_their_alone_text_and_stream_it(text_server
 
 def test_a_stream_stops_generating_when_its_client_goes_away(text_server):
     url = text_server[0]
+    before = _metric(url, "genloop_batch_rows_count", kind="text")
     with httpx.stream("POST", f"{url}/generate_stream", json={"n": 1, "max_new_tokens": 2000}, timeout=60) as reply:
         first = next(line for line in reply.iter_lines() if line.startswith("data: "))
         assert json.loads(first[6:])["texts"]
@@ -194,3 +196,4 @@ def test_a_stream_stops_generating_when_its_client_goes_away(text_server):
     steps = _metric(url, "genloop_batch_rows_count", kind="text")
     time.sleep(1.5)
     assert _metric(url, "genloop_batch_rows_count", kind="text") == steps, "still decoding for a closed stream"
+    assert steps - before < 1000, f"{steps - before} of 2000 steps decoded: the stream was not stopped"
