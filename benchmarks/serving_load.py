@@ -54,6 +54,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import math
@@ -1214,15 +1215,23 @@ def main(argv=None) -> int:
                     server.stop()
             part("trivial", trivial)
 
+        @contextlib.contextmanager
+        def serving(kind: str, model: str, bento, warm_body: dict, warm_requests: int):
+            """A genloop server of `model`'s champion (or `bento`), checked quiet, warmed up,
+            stopped on the way out."""
+            server, info = genloop_server(model, opts.source, tmp, base_env, opts.token, bento)
+            result["servers"][kind] = info
+            quiet_check(f"the {kind} server")
+            server.start()
+            try:
+                warm_up(server.url, warm_body, opts.token, warm_requests)
+                yield server
+            finally:
+                server.stop()
+
         if parts & {"images", "volume", "fuzz"}:
             def images():
-                server, info = genloop_server(opts.image_model, opts.source, tmp, base_env, opts.token,
-                                              opts.image_bento)
-                result["servers"]["images"] = info
-                quiet_check("the image server")
-                server.start()
-                try:
-                    warm_up(server.url, IMAGE_BODIES[16], opts.token, 10)
+                with serving("images", opts.image_model, opts.image_bento, IMAGE_BODIES[16], 10) as server:
                     if "images" in parts:
                         for n, body in IMAGE_BODIES.items():
                             result["load"] += part(f"images n={n}", lambda: load_runs(
@@ -1231,19 +1240,11 @@ def main(argv=None) -> int:
                         result["volume"] = part("volume", lambda: volume(server, opts))
                     if "fuzz" in parts:
                         result["fuzz"].append(part("fuzz images", lambda: fuzz(server, "image", opts)))
-                finally:
-                    server.stop()
             part("image server", images)
 
         if parts & {"text", "ttft", "fuzz"}:
             def text():
-                server, info = genloop_server(opts.text_model, opts.source, tmp, base_env, opts.token,
-                                              opts.text_bento)
-                result["servers"]["text"] = info
-                quiet_check("the text server")
-                server.start()
-                try:
-                    warm_up(server.url, TEXT_BODY, opts.token, 2)
+                with serving("text", opts.text_model, opts.text_bento, TEXT_BODY, 2) as server:
                     if "text" in parts:
                         result["load"] += part("text", lambda: load_runs(
                             "text 200 tokens", server.url, TEXT_BODY, 1, opts, opts.text_duration, tmp)) or []
@@ -1251,8 +1252,6 @@ def main(argv=None) -> int:
                         result["ttft"] = part("ttft", lambda: ttft(server, opts))
                     if "fuzz" in parts:
                         result["fuzz"].append(part("fuzz text", lambda: fuzz(server, "text", opts)))
-                finally:
-                    server.stop()
             part("text server", text)
     except KeyboardInterrupt:
         log("interrupted: stopping the servers")

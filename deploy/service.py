@@ -235,7 +235,7 @@ class Generator:
         """Generate n images (optionally of class `label`; `temperature` scales the latent
         noise) or n continuations of `prompt`."""
         r = GenerateRequest.model_construct(**request)
-        seed = r.seed if r.seed is not None else secrets.randbelow(2**31)
+        seed = r.seed if r.seed is not None else secrets.randbelow(2**31)   # none given: drawn, and returned
         try:
             return await self._generate(r, seed)
         except BadRequest as exc:

@@ -17,6 +17,7 @@ request); and it batches whole calls, so text could neither stream nor join a ba
 """
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from concurrent.futures import Future
@@ -44,7 +45,7 @@ def _resolve(future: Future, result: Any = None, exc: BaseException | None = Non
         pass
 
 
-class _Worker:
+class _Worker(abc.ABC):
     """A daemon thread taking jobs from a pending list under a condition variable."""
     kind = "worker"
 
@@ -77,8 +78,10 @@ class _Worker:
             self._cond.notify()
         self._thread.join(timeout)
 
-    def _loop(self) -> None:                       # pragma: no cover - the subclasses' loops
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _loop(self) -> None:
+        """The worker thread's body: take jobs, run them, resolve their futures; return when
+        closed and drained."""
 
 
 # images ------------------------------------------------------------------------------------
