@@ -21,6 +21,13 @@ fuzz     1,000 malformed requests per server (a seeded mix; what counts as bad f
          fields, body and prompt size limits, auth, an empty body rather than {}).
 ttft     time to the first streamed token (POST /generate_stream, text/event-stream) with
          32 streaming clients in a closed loop; "not available" while the route is missing.
+swap     hot swap under load: the image server runs with GENLOOP_FOLLOW=1 (`genloop serve
+         --follow`, its default 2 s check) on a copy of the champion in a temporary model
+         store; 32 clients (images n=1) load it while a new model is saved and made champion
+         there (the project's own store and aliases are not touched). Reported: requests,
+         non-2xx and errors during the run (goal 0), requests/s against the plain n=1 run,
+         and how long after the alias moved the responses' model_tag changed (a probe
+         client posts every 20 ms).
 
 The load runs use `hey` (Debian; `make load-tools` installs it and wrk) with a fixed
 duration per run (-z), POSTing the same JSON body each time (no seed: the server draws one,
@@ -77,7 +84,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CLIENTS = (1, 8, 32)
-PARTS = ("bare", "trivial", "images", "volume", "fuzz", "text", "ttft")
+PARTS = ("bare", "trivial", "images", "volume", "fuzz", "text", "ttft", "swap")
 IMAGE_BODIES = {1: {"n": 1}, 16: {"n": 16}}
 TEXT_TOKENS = 200
 TEXT_BODY = {"n": 1, "prompt": "def ", "max_new_tokens": TEXT_TOKENS}
@@ -931,6 +938,97 @@ def ttft(server: Server, opts) -> dict:
     return out
 
 
+def swap_home(model_tag: str, dest: Path) -> Path:
+    """A model store holding only a copy of `model_tag`, its champion (a temporary
+    BENTOML_HOME: promoting there leaves the project's store and aliases as they are)."""
+    from components.registry import get_model
+
+    name, version = model_tag.split(":")
+    stored = get_model(model_tag)
+    models = dest / "models" / name
+    shutil.copytree(stored.path, models / version)
+    (models / "latest").write_text(version)
+    (dest / "genloop-champions.json").write_text(json.dumps(
+        {name: {"champion": model_tag, "history": [{"tag": model_tag, "since": "copied"}]}}))
+    return dest
+
+
+PROMOTE = """import json, sys, time
+from components.registry import get_model, save_model, set_champion
+old = get_model(sys.argv[1])
+new = save_model(old.tag.split(":")[0], {"checkpoint": old.path / "checkpoint"}, old.labels, old.metadata)
+set_champion(old.tag.split(":")[0], new)
+print("PROMOTED" + json.dumps({"tag": new, "at": time.time()}), flush=True)
+"""
+
+
+def swap(opts, tmp: Path, base_env: dict, clients: int = 32) -> dict:
+    """Load the following image server while a new champion is promoted (module docstring)."""
+    import threading
+
+    import httpx
+
+    if opts.source != "tree" or opts.image_bento:
+        return {"available": False, "reason": "the swap run serves the working tree (--source tree, no --image-bento)"}
+    server, info = genloop_server(opts.image_model, "tree", tmp, base_env, opts.token)
+    home = swap_home(info["model_tag"], tmp / "swap-home")
+    server.name, server.log_path = "swap", tmp / "server-swap.log"
+    server.env = {**server.env, "BENTOML_HOME": str(home), "GENLOOP_FOLLOW": "1",
+                  "GENLOOP_MONITOR_DIR": str(tmp / "monitor-swap")}
+    seconds = max(3 * opts.duration / 2, 6.0)
+    probes: list[tuple[float, object, str | None]] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(timeout=REQUEST_TIMEOUT, headers={"Authorization": f"Bearer {opts.token}"}) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(f"{server.url}/generate", json=IMAGE_BODIES[1])
+                    probes.append((time.time(), r.status_code,
+                                   r.json().get("model_tag") if r.status_code == 200 else r.text[:200]))
+                except httpx.HTTPError as exc:
+                    probes.append((time.time(), repr(exc), None))
+                time.sleep(0.02)
+
+    server.start()
+    try:
+        warm_up(server.url, IMAGE_BODIES[1], opts.token, 20)
+        load: dict = {}
+        loader = threading.Thread(target=lambda: load.update(hey(server.url, IMAGE_BODIES[1], clients, opts.token,
+                                                                 seconds=seconds)))
+        prober = threading.Thread(target=probe)
+        loader.start(), prober.start()
+        time.sleep(seconds / 4)
+        log(f"swap: promoting a new {opts.image_model} in the temporary store under {clients} clients")
+        out = subprocess.run([sys.executable, "-c", PROMOTE, info["model_tag"]], cwd=ROOT, capture_output=True,
+                             text=True, timeout=120, env={**base_env, "BENTOML_HOME": str(home)})
+        line = next((x for x in out.stdout.splitlines() if x.startswith("PROMOTED")), None)
+        if line is None:
+            raise RuntimeError(f"promotion failed: {out.stderr[-2000:]}")
+        promoted = json.loads(line[len("PROMOTED"):])
+        loader.join(seconds + REQUEST_TIMEOUT + 60)
+        stop.set()
+        prober.join(REQUEST_TIMEOUT + 10)
+        swapped_log = "now serving champion " + promoted["tag"] in server.tail(100_000)
+    finally:
+        stop.set()
+        server.stop()
+    after = [p for p in probes if p[0] >= promoted["at"]]
+    first_new = next((p[0] for p in after if p[2] == promoted["tag"]), None)
+    last_old = max((p[0] for p in after if p[2] == info["model_tag"]), default=None)
+    probe_failures = [p for p in probes if p[1] != 200]
+    result = {"available": True, "clients": clients, "seconds": seconds, "load": load,
+              "old_tag": info["model_tag"], "new_tag": promoted["tag"], "server_logged_swap": swapped_log,
+              "probes": len(probes), "probe_failures": [list(map(str, p)) for p in probe_failures[:5]],
+              "probe_failed": len(probe_failures),
+              "switch_s": None if first_new is None else round(first_new - promoted["at"], 3),
+              "old_after_new": last_old is not None and first_new is not None and last_old > first_new,
+              "failed": (load.get("non_2xx") or 0) + (load.get("errors") or 0) + len(probe_failures)}
+    log(f"swap: {load.get('answered')} requests, {result['failed']} failed; new model_tag after "
+        f"{result['switch_s']} s")
+    return result
+
+
 def percentile(sorted_values: list[float], pct: float) -> float | None:
     if not sorted_values:
         return None
@@ -1080,6 +1178,23 @@ def markdown(result: dict) -> str:
                          f"{ms(t['stream_p50_s'])} ms).")
         else:
             lines.append(f"Time to first streamed token: not available ({t['reason']}).")
+    sw = result.get("swap")
+    if sw:
+        if sw.get("available"):
+            load = sw["load"]
+            plain = _row(result.get("load", []), "images n=1", sw["clients"])
+            against = (f" (plain n=1 run at {sw['clients']} clients: {fmt(plain['ok_rps'])} req/s)"
+                       if plain and plain.get("ok_rps") else "")
+            lines.append(f"Hot swap under load: {sw['clients']} clients, images n=1, {sw['seconds']:g} s with "
+                         f"`--follow`; a new champion promoted a quarter of the way in (by a second Python process "
+                         f"on the same cores, which also load the new model): {load.get('answered')} "
+                         f"requests at {fmt(load.get('ok_rps'))} req/s{against}, p99 {ms(load.get('p99_s'))} ms, "
+                         f"{load.get('non_2xx')} non-2xx, {load.get('errors')} errors; probe {sw['probes']} requests, "
+                         f"{sw['probe_failed']} failed -> {'no failed request: met' if sw['failed'] == 0 else 'NOT met'}. "
+                         f"model_tag {sw['old_tag']} -> {sw['new_tag']} {fmt(sw['switch_s'], 2)} s after the alias "
+                         f"moved{' (an old tag came back after the new one)' if sw['old_after_new'] else ''}.")
+        else:
+            lines.append(f"Hot swap under load: not run ({sw['reason']}).")
     if result.get("errors"):
         lines.append("\nParts that failed: " + "; ".join(f"{k}: {v}" for k, v in result["errors"].items()))
     return "\n".join(lines)
@@ -1253,6 +1368,10 @@ def main(argv=None) -> int:
                     if "fuzz" in parts:
                         result["fuzz"].append(part("fuzz text", lambda: fuzz(server, "text", opts)))
             part("text server", text)
+
+        if "swap" in parts:
+            quiet_check("the swap server")
+            result["swap"] = part("swap", lambda: swap(opts, tmp, base_env))
     except KeyboardInterrupt:
         log("interrupted: stopping the servers")
         result["errors"]["interrupted"] = True

@@ -168,6 +168,22 @@ class BatchDecoder:
             out += list(zip(same, torch.split(logits, [j.n for j in same])))
         return out
 
+    @staticmethod
+    def _sample(logits: list[tuple[TextJob, torch.Tensor]]) -> list[tuple[TextJob, torch.Tensor]]:
+        """Each job's next tokens (n, 1), drawn with its own generator. Jobs with the same
+        controls are filtered and softmaxed in one op (row by row, so each row's
+        probabilities are the ones it gets alone); only the draw is per job."""
+        by_controls: dict[tuple, list[tuple[TextJob, torch.Tensor]]] = {}
+        for job, rows in logits:
+            by_controls.setdefault((job.temperature, job.top_k, job.top_p), []).append((job, rows))
+        out = []
+        for (temperature, top_k, top_p), same in by_controls.items():
+            stacked = torch.cat([rows for _, rows in same]).float().cpu()
+            probs = F.softmax(filter_logits(stacked, temperature, top_k, top_p), -1)
+            for (job, _), p in zip(same, torch.split(probs, [job.n for job, _ in same])):
+                out.append((job, torch.multinomial(p, 1, generator=job.gen)))
+        return out
+
     @torch.no_grad()
     def step(self) -> list[TextJob]:
         """One token for every live job; returns the jobs that ended (finished or cancelled)."""
@@ -189,9 +205,7 @@ class BatchDecoder:
         new, self.new = [j for j in self.new if not j.done], []
         logits += self._windows(windowed, keep_state=False)
         logits += self._windows(new, keep_state=self.d.step_fn is not None)
-        for job, rows in logits:
-            probs = F.softmax(filter_logits(rows.float().cpu(), job.temperature, job.top_k, job.top_p), -1)
-            token = torch.multinomial(probs, 1, generator=job.gen)
+        for job, token in self._sample(logits):
             job.idx = torch.cat([job.idx, token.to(self.d.device)], 1)
             job.produced += 1
             if job.on_tokens is not None:

@@ -1,6 +1,7 @@
 """What the server accepts and how it batches: the `serving:` section of a model's config
 (packaged into the bento's genloop_model.json), overridden at serve time by environment
-variables (GENLOOP_MAX_BATCH_SIZE, GENLOOP_MAX_LATENCY_MS, GENLOOP_MAX_BODY_BYTES)."""
+variables (GENLOOP_MAX_BATCH_SIZE, GENLOOP_MAX_LATENCY_MS, GENLOOP_MAX_BODY_BYTES,
+GENLOOP_SWITCH_INTERVAL_MS)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,8 @@ from typing import Mapping
 from components.errors import GenloopError
 
 ENV = {"max_batch_size": "GENLOOP_MAX_BATCH_SIZE", "max_latency_ms": "GENLOOP_MAX_LATENCY_MS",
-       "max_body_bytes": "GENLOOP_MAX_BODY_BYTES"}
+       "max_body_bytes": "GENLOOP_MAX_BODY_BYTES", "switch_interval_ms": "GENLOOP_SWITCH_INTERVAL_MS"}
+FLOATS = ("max_latency_ms", "switch_interval_ms")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,10 @@ class ServingConfig:
     max_prompt_chars: int = 4096
     max_label_chars: int = 128
     max_body_bytes: int = 65536     # larger request bodies: HTTP 413
+    # the server process's sys.setswitchinterval: the event loop and the engine's thread share
+    # the GIL; at Python's 5 ms default an engine that let it go (torch does, around every op)
+    # waits up to 5 ms per op to get it back from a busy event loop
+    switch_interval_ms: float = 0.5
 
     def check(self) -> "ServingConfig":
         for key in ("max_batch_size", "max_n", "max_new_tokens", "max_prompt_chars", "max_label_chars",
@@ -30,6 +36,9 @@ class ServingConfig:
                 raise GenloopError(f"serving.{key} must be >= 1, got {getattr(self, key)}.")
         if not 0 <= self.max_latency_ms <= 1000:
             raise GenloopError(f"serving.max_latency_ms must be in [0, 1000], got {self.max_latency_ms}.")
+        if not 0.01 <= self.switch_interval_ms <= 100:
+            raise GenloopError(f"serving.switch_interval_ms must be in [0.01, 100] (Python's default is 5), "
+                               f"got {self.switch_interval_ms}.")
         return self
 
     @classmethod
@@ -42,7 +51,7 @@ class ServingConfig:
             raw = env.get(var, "").strip()
             if raw:
                 try:
-                    values[key] = float(raw) if key == "max_latency_ms" else int(raw)
+                    values[key] = float(raw) if key in FLOATS else int(raw)
                 except ValueError:
                     raise GenloopError(f"{var}={raw!r} is not a number; unset it or give e.g. "
                                        f"{var}={getattr(cls(), key)}.") from None

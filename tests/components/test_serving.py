@@ -30,6 +30,9 @@ def test_serving_config_takes_the_packaged_settings_then_the_environment():
         ServingConfig.resolve(None, {"GENLOOP_MAX_BATCH_SIZE": "0"})
     with pytest.raises(GenloopError, match="max_latency_ms must be in"):
         ServingConfig(max_latency_ms=-1).check()
+    assert ServingConfig.resolve(None, {"GENLOOP_SWITCH_INTERVAL_MS": "0.25"}).switch_interval_ms == 0.25
+    with pytest.raises(GenloopError, match="switch_interval_ms must be in"):
+        ServingConfig.resolve({"switch_interval_ms": 0}, {})
 
 
 def test_a_config_serving_section_is_checked(tmp_path):
