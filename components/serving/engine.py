@@ -4,7 +4,8 @@ so both are tested on their own.
 
 - `ImageEngine`: adaptive batching. A forward takes every request waiting when the worker
   is free (up to `max_batch_size` images), after waiting at most `max_latency_ms` for more
-  to join a batch that is not full. Each request's latents come from its own seed, and the
+  to join a batch that is not full; unless the last forward served one request alone and
+  one is waiting now (a lone client would pay the wait on every request for nothing). Each request's latents come from its own seed, and the
   generators render each row on its own, so a request gets the images it gets alone.
 - `TextEngine`: continuous batching over `textgen.BatchDecoder`. Requests join and leave
   between tokens (up to `max_batch_size` rows decoding at once), so a request does not wait
@@ -107,6 +108,7 @@ class ImageEngine(_Worker):
     def __init__(self, model, max_batch_size: int = 64, max_latency_ms: float = 0.0,
                  observe: Observer | None = None):
         self.model, self.max_latency = model, max_latency_ms / 1000.0
+        self.last_jobs: int | None = None        # requests in the last forward
         super().__init__(max_batch_size, observe)
 
     def submit(self, n: int, seed: int, labels=None, temperature: float = 1.0) -> ImageJob:
@@ -114,11 +116,16 @@ class ImageEngine(_Worker):
         self._put(job)
         return job
 
+    def waits(self) -> bool:
+        """Whether the requests pending now wait up to max_latency for company: not when the
+        last forward held one request and one is pending (no one else is asking)."""
+        return not (self.last_jobs == 1 and len(self._pending) == 1)
+
     def _take(self) -> list[ImageJob]:
         with self._cond:
             while not self._pending and not self._closed:
                 self._cond.wait()
-            if self.max_latency and self._pending:
+            if self.max_latency and self._pending and self.waits():
                 deadline = time.monotonic() + self.max_latency
                 while sum(j.n for j in self._pending) < self.max_batch_size and not self._closed:
                     left = deadline - time.monotonic()
@@ -131,6 +138,7 @@ class ImageEngine(_Worker):
                 if job.future.set_running_or_notify_cancel():      # False: its request gave up
                     batch.append(job)
                     images += job.n
+            self.last_jobs = len(batch) or self.last_jobs
             return batch
 
     def _loop(self) -> None:

@@ -167,6 +167,25 @@ def test_image_engine_batches_requests_and_each_gets_its_alone_images(family):
         assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01     # batch-size rounding at most
 
 
+def test_image_engine_waits_for_company_unless_a_lone_client_asks_again():
+    m = image_model()
+    engine = ImageEngine(m, max_batch_size=64, max_latency_ms=5)
+    engine.close()                                   # its thread gone: the queue is ours to set
+    engine._pending = [object()]
+    assert engine.waits()                            # nothing known yet: wait for company
+    engine.last_jobs = 1
+    assert not engine.waits()                        # alone last time, alone now: go
+    engine._pending = [object(), object()]
+    assert engine.waits()                            # two asking: a batch is forming
+    engine.last_jobs, engine._pending = 3, [object()]
+    assert engine.waits()                            # the last forward had company: wait for it
+    lone = ImageEngine(m, max_batch_size=64, max_latency_ms=5)
+    for seed in range(3):
+        lone.submit(1, seed).future.result(30)
+    assert lone.last_jobs == 1
+    lone.close()
+
+
 def test_image_engine_respects_max_batch_size_and_survives_a_failing_batch():
     m = image_model()
     rows = []
