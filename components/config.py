@@ -8,7 +8,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from components.errors import GenloopError
@@ -17,7 +17,7 @@ from components.serving.limits import ServingConfig
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "digits"          # folder under data/
+    dataset: str = "digits"          # folder under data/; a split may be a sub-folder: fashion-mnist/train
     kind: str = "image"              # "image" (class folders of PNGs) or "text" (corpus.txt)
     image_size: int = 8
     channels: int = 1
@@ -82,6 +82,9 @@ class EvaluateConfig:
     stride: int = 0                  # text: window advance; 0 = window (disjoint windows)
     max_windows: int = 200
     bootstrap_rounds: int = 100      # images: FID bootstrap resamples of the generated set
+    reference_dataset: str = ""      # images: also score FID against this folder under data/ (a held-out
+                                     # split, e.g. fashion-mnist/test): metric fid_heldout; the gate keeps
+                                     # to fid against the training data, which re-scoring can reproduce
 
 
 @dataclass(frozen=True)
@@ -216,9 +219,23 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     return cfg
 
 
+def check_dataset_path(key: str, value: str) -> None:
+    """A dataset is a folder under data/, named by a relative path that stays inside it."""
+    parts = PurePosixPath(value).parts
+    if not parts or value.startswith("/") or "\\" in value or any(p.startswith(".") for p in parts):
+        raise GenloopError(f"config: {key} must name a folder under data/, such as 'digits' or "
+                           f"'fashion-mnist/train', got {value!r}.")
+
+
 def check_config(cfg: RunConfig) -> None:
     if cfg.data.kind not in ("image", "text"):
         raise GenloopError(f"config: data.kind must be 'image' or 'text', got {cfg.data.kind!r}.")
+    check_dataset_path("data.dataset", cfg.data.dataset)
+    if cfg.evaluate.reference_dataset:
+        check_dataset_path("evaluate.reference_dataset", cfg.evaluate.reference_dataset)
+        if cfg.data.kind != "image":
+            raise GenloopError("config: evaluate.reference_dataset (a held-out FID reference) is for images; "
+                               "text models hold out the corpus tail (data.holdout_fraction): remove it.")
     positive = {"train.steps": cfg.train.steps, "train.batch_size": cfg.train.batch_size,
                 "evaluate.samples": cfg.evaluate.samples, "audit.samples": cfg.audit.samples,
                 "evaluate.window": cfg.evaluate.window}

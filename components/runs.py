@@ -99,8 +99,9 @@ def prepare_run(root: Path | str, config_path: str, overrides: dict[str, Any] | 
     source = data_source(paths.root, data_rev)
     dataset_dir = source.data_dir / cfg.data.dataset
     if not dataset_dir.is_dir():
-        raise GenloopError(f"dataset folder {dataset_dir} does not exist: run `genloop data init`, "
-                           f"or set data.dataset to one of: "
+        raise GenloopError(f"dataset folder {dataset_dir} does not exist: run `genloop data init` (embedded "
+                           f"datasets) or `genloop data import fashion-mnist|python-stdlib`, or set data.dataset to "
+                           f"one of: "
                            f"{', '.join(sorted(p.name for p in source.data_dir.iterdir() if p.is_dir()))}.")
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.name}-{secrets.token_hex(2)}"
     run_dir = paths.runs / run_id

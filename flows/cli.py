@@ -108,6 +108,54 @@ def data_status() -> None:
     Console(width=120).print(table)
 
 
+data_import_app = typer.Typer(help="Import a real dataset already on this machine into data/NAME, "
+                                   "versioned with DVC (nothing is downloaded).", no_args_is_help=True)
+data_app.add_typer(data_import_app, name="import")
+
+
+def _echo_imported(result, seconds: float, what: str) -> None:
+    typer.echo(f"data/{result.name}: {what}; {result.files} files, {result.size / 1e6:.2f} MB, md5 {result.md5}; "
+               f"data/ is now md5 {result.data_md5} ({seconds:.1f}s). Commit data.dvc to record this version.")
+
+
+@data_import_app.command("fashion-mnist")
+def data_import_fashion_mnist(
+        from_: Optional[Path] = typer.Option(None, "--from", help="Folder with the four IDX files, gzipped or not "
+                                             "(default: /usr/share/datasets/fashion-mnist, Debian's "
+                                             "dataset-fashion-mnist)."),
+        name: str = typer.Option("fashion-mnist", "--name", help="Dataset name: it lands in data/NAME.")) -> None:
+    """Fashion-MNIST IDX files -> data/NAME/{train,test}/<class>/<index>.png, checked, versioned with DVC."""
+    import time
+
+    from components.data.imports import import_fashion_mnist
+
+    root = _setup()
+    start = time.perf_counter()
+    r = import_fashion_mnist(root, from_, name)
+    size = "x".join(map(str, r.details["image_size"]))
+    _echo_imported(r, time.perf_counter() - start, f"{r.details['train']} train and {r.details['test']} test "
+                                                   f"images of {size} from {r.details['source']}")
+
+
+@data_import_app.command("python-stdlib")
+def data_import_python_stdlib(
+        name: str = typer.Option("python-stdlib", "--name", help="Dataset name: it lands in data/NAME."),
+        max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Stop before the corpus passes this "
+                                                "many bytes (whole files, in path order).")) -> None:
+    """This Python's standard-library sources -> data/NAME/corpus.txt, versioned with DVC."""
+    import time
+
+    from components.data.imports import import_python_stdlib
+
+    root = _setup()
+    start = time.perf_counter()
+    r = import_python_stdlib(root, name, max_bytes=max_bytes)
+    skipped = ", ".join(f"{why}: {n}" for why, n in r.details["skipped"].items()) or "nothing"
+    _echo_imported(r, time.perf_counter() - start, f"{r.details['source_files']} source files of Python "
+                                                   f"{r.details['python']} from {r.details['source']} "
+                                                   f"(skipped: {skipped})")
+
+
 @app.command()
 def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAML config under configs/."),
         seed: Optional[int] = typer.Option(None, help="Override the config's seed."),

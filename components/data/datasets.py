@@ -38,17 +38,24 @@ def _kind_of(src: Path) -> str:
                        f"add images and text as separate datasets.")
 
 
+def new_dataset_dir(root: Path, name: str) -> Path:
+    """data/NAME for a new dataset: a plain folder name that is not taken yet (an existing
+    dataset is never overwritten)."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise GenloopError(f"--name {name!r} must be a plain folder name (letters, digits, -, _).")
+    dest = ProjectPaths.at(root).data / name
+    if dest.exists():
+        raise GenloopError(f"data/{name} already exists; choose another --name (see `genloop data status`).")
+    return dest
+
+
 def stage_dataset(root: Path, src: Path, name: str) -> DatasetInfo:
     """Copy `src` into data/NAME (class sub-folders kept; a flat image folder becomes one
     class '{FLAT_CLASS}'); atomic, and an existing dataset is never overwritten."""
     src = Path(src).expanduser().resolve()
     if not src.exists():
         raise GenloopError(f"{src} does not exist.")
-    if not name or "/" in name or name.startswith("."):
-        raise GenloopError(f"--name {name!r} must be a plain folder name (letters, digits, -, _).")
-    dest = ProjectPaths.at(root).data / name
-    if dest.exists():
-        raise GenloopError(f"data/{name} already exists; choose another --name (see `genloop data status`).")
+    dest = new_dataset_dir(root, name)
     kind = _kind_of(src)
     with atomic_dir(dest) as tmp:
         if src.is_file():
@@ -64,15 +71,20 @@ def stage_dataset(root: Path, src: Path, name: str) -> DatasetInfo:
 def add_dataset(root: Path, src: Path, name: str) -> tuple[DatasetInfo, str]:
     """stage_dataset + `dvc add data` + push. Returns the dataset and data/'s new md5; if
     DVC fails, data/NAME is removed again so nothing half-versioned stays behind."""
+    info = stage_dataset(root, src, name)
+    return info, commit_new_dataset(root, name)
+
+
+def commit_new_dataset(root: Path, name: str) -> str:
+    """`dvc add data` + push after data/NAME was written; data/'s new md5. If DVC fails,
+    data/NAME is removed again so nothing half-versioned stays behind."""
     from components.data.versioning import commit_data
 
-    info = stage_dataset(root, src, name)
     try:
-        data_md5 = commit_data(root)
-    except Exception:
+        return commit_data(root)
+    except BaseException:               # Ctrl-C during `dvc add` too
         shutil.rmtree(ProjectPaths.at(root).data / name, ignore_errors=True)
         raise
-    return info, data_md5
 
 
 def _remote_dir(root: Path) -> Path | None:

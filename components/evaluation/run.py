@@ -2,7 +2,7 @@
 perplexity; and the reference frame for drift monitoring."""
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,6 +25,44 @@ def reference_pick(n_items: int, k: int) -> torch.Tensor:
     """The real items scored against: a seeded pick, the same for evaluation and the drift
     monitor, so both read the same per-file features."""
     return torch.randperm(n_items, generator=torch.Generator().manual_seed(0))[:k]
+
+
+def reference_dir(cfg: RunConfig, files: list[Path] | None, paths: ProjectPaths) -> Path:
+    """The folder evaluate.reference_dataset names, in the same data version as the run's
+    dataset (data/ or a checked-out revision of it): the folder above the dataset's
+    folder, found from the path of one of its files (<dataset>/<class>/<file>)."""
+    dataset = PurePosixPath(cfg.data.dataset).parts
+    for folder in files[0].parents[1:] if files else ():
+        if folder.parts[-len(dataset):] == dataset:
+            return folder.parents[len(dataset) - 1] / cfg.evaluate.reference_dataset
+    return paths.data / cfg.evaluate.reference_dataset
+
+
+def heldout_fid(fake_features: np.ndarray, cfg: RunConfig, folder: Path, paths: ProjectPaths,
+                device: str) -> dict:
+    """FID of the generated features against evaluate.reference_samples images of a held-out
+    folder (the same seeded pick, the same per-file and per-dataset caches as the main
+    reference), e.g. 10k generated vs Fashion-MNIST's 10k test images, as papers report."""
+    from components.data.hashing import folder_md5
+    from components.data.images import list_images
+    from components.errors import GenloopError
+    from components.evaluation.fid import feature_stats, frechet_distance, reference_stats
+    from components.monitoring.embeddings import image_embeddings
+
+    files = [path for path, _ in list_images(folder)] if folder.is_dir() else []
+    if not files:
+        raise GenloopError(f"evaluate.reference_dataset {cfg.evaluate.reference_dataset!r}: no images under "
+                           f"{folder}; import it (e.g. `genloop data import fashion-mnist`) or remove the key.")
+    chosen = [files[i] for i in reference_pick(len(files), cfg.evaluate.reference_samples).tolist()]
+    md5 = folder_md5(folder)
+
+    def features_of():
+        return image_embeddings(chosen, cfg.data.channels, paths.feature_cache, device)[0]
+
+    mu, sigma, _, _ = reference_stats(None, md5, paths.fid_cache, device, features_of, count=len(chosen))
+    return {"fid_heldout": frechet_distance(*feature_stats(fake_features), mu, sigma),
+            "heldout_reference": {"dataset": cfg.evaluate.reference_dataset, "dataset_md5": md5,
+                                  "samples": len(chosen)}}
 
 
 def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str, paths: ProjectPaths, out: Path,
@@ -59,6 +97,8 @@ def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str,
     metrics = {"fid": frechet_distance(*feature_stats(fake_features), mu_r, sigma_r),
                "samples": int(fake.shape[0]), "reference_samples": int(real.shape[0]),
                "reference_cached": cached}
+    if e.reference_dataset:
+        metrics.update(heldout_fid(fake_features, cfg, reference_dir(cfg, files, paths), paths, device))
     if e.bootstrap_rounds:
         interval = fid_bootstrap(fake_features, mu_r, sigma_r, e.bootstrap_rounds, seed=cfg.seed)
         metrics["fid_interval"] = {k: interval[k] for k in ("low", "high", "half_width", "rounds", "level")}

@@ -204,13 +204,6 @@ def request_labels(n: int, seed: int, label: str | None, class_names: list[str],
     return choices[torch.randint(0, len(choices), (n,), generator=gen)]
 
 
-def check_image_size(family: str, image_size: int) -> None:
-    from components.errors import GenloopError
-
-    if image_size < 8 or image_size & (image_size - 1):
-        raise GenloopError(f"{family}: model.args.image_size must be a power of two >= 8, got {image_size}.")
-
-
 def upsampling_stack(width: int, channels: int, image_size: int, batch_norm: bool) -> nn.Sequential:
     """From (width, 2, 2) to (channels, image_size, image_size): stride-2 transposed convs,
     halving the channels (at least 16) each time; ReLU (after BatchNorm if asked) between

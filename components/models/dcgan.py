@@ -1,4 +1,5 @@
-"""Class-conditional DCGAN for small square images (side a power of two, >= 8)."""
+"""Class-conditional DCGAN for small square images (side >= 8; a side that is not a power of
+two is padded up to one inside the model, see models/lattice.py)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +9,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from components.models.base import (ModuleWeights, check_image_size, device_of, downsampling_stack,
-                                    draw_latents, eval_mode, upsampling_stack)
+from components.models.base import (ModuleWeights, device_of, downsampling_stack, draw_latents, eval_mode,
+                                    upsampling_stack)
+from components.models.lattice import check_image_size, crop_to_image, network_size, pad_to_network
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,11 @@ class Generator(nn.Module):
         self.a = a
         self.embed = nn.Embedding(a.num_classes, a.z_dim)
         self.project = nn.Linear(2 * a.z_dim, a.width * 4)
-        self.net = upsampling_stack(a.width, a.channels, a.image_size, batch_norm=True)
+        self.net = upsampling_stack(a.width, a.channels, network_size(a.image_size), batch_norm=True)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.project(torch.cat([z, self.embed(labels)], 1)).view(-1, self.a.width, 2, 2)
-        return torch.tanh(self.net(F.relu(h)))
+        return crop_to_image(torch.tanh(self.net(F.relu(h))), self.a.image_size)
 
 
 class Discriminator(nn.Module):
@@ -41,13 +43,15 @@ class Discriminator(nn.Module):
     def __init__(self, a: Args):
         super().__init__()
         norm = nn.utils.spectral_norm if a.spectral_norm else (lambda m: m)
-        first = max(a.width // 2 ** (int(math.log2(a.image_size)) - 2), 16)
-        self.net, features = downsampling_stack(a.channels, first, a.width, a.image_size, norm)
+        size = network_size(a.image_size)
+        first = max(a.width // 2 ** (int(math.log2(size)) - 2), 16)     # doubling reaches `width` at 2x2
+        self.net, features = downsampling_stack(a.channels, first, a.width, size, norm)
         self.psi = norm(nn.Linear(features, 1))
         self.embed = norm(nn.Embedding(a.num_classes, features))
+        self.image_size = a.image_size
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.net(x)
+        h = self.net(pad_to_network(x, self.image_size))
         return self.psi(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 

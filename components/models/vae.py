@@ -1,5 +1,8 @@
 """Class-conditional convolutional VAE trained on the ELBO (reconstruction + beta * KL).
 
+Any side >= 8: a side that is not a power of two is padded up to one on the way into the
+encoder and the decoder's output cropped back (models/lattice.py).
+
 Controls: sampling temperature (scales the prior's standard deviation) and interpolation
 between two latents (seeds) or two input images.
 """
@@ -11,8 +14,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from components.models.base import (ModuleWeights, check_image_size, device_of, downsampling_stack,
-                                    draw_latents, eval_mode, upsampling_stack)
+from components.models.base import (ModuleWeights, device_of, downsampling_stack, draw_latents, eval_mode,
+                                    upsampling_stack)
+from components.models.lattice import check_image_size, crop_to_image, network_size, pad_to_network
 
 
 @dataclass(frozen=True)
@@ -28,10 +32,12 @@ class Args:
 class Encoder(nn.Module):
     def __init__(self, a: Args):
         super().__init__()
-        self.net, features = downsampling_stack(a.channels + a.num_classes, 32, a.width, a.image_size)
+        self.net, features = downsampling_stack(a.channels + a.num_classes, 32, a.width, network_size(a.image_size))
         self.stats = nn.Linear(features, 2 * a.z_dim)
+        self.image_size = a.image_size
 
     def forward(self, x, onehot):
+        x = pad_to_network(x, self.image_size)
         cond = onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])
         mu, logvar = self.stats(self.net(torch.cat([x, cond], 1))).chunk(2, 1)
         return mu, logvar.clamp(-10, 10)
@@ -42,11 +48,11 @@ class Decoder(nn.Module):
         super().__init__()
         self.a = a
         self.project = nn.Linear(a.z_dim + a.num_classes, a.width * 4)
-        self.net = upsampling_stack(a.width, a.channels, a.image_size, batch_norm=False)
+        self.net = upsampling_stack(a.width, a.channels, network_size(a.image_size), batch_norm=False)
 
     def forward(self, z, onehot):
         h = F.relu(self.project(torch.cat([z, onehot], 1))).view(-1, self.a.width, 2, 2)
-        return torch.tanh(self.net(h))
+        return crop_to_image(torch.tanh(self.net(h)), self.a.image_size)
 
 
 class Model(ModuleWeights):

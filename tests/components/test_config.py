@@ -2,6 +2,7 @@ import pytest
 
 from components.config import load_config
 from components.errors import GenloopError
+from tests.conftest import REPO
 
 
 def test_default_configs_load(tmp_path):
@@ -50,3 +51,24 @@ def test_unknown_model_arg_is_an_error():
         build_model("dcgan", {"depth": 3})
     with pytest.raises(GenloopError, match="unknown model.family 'vae2'"):
         build_model("vae2", {})
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_every_config_in_configs_loads(path):
+    cfg = load_config(REPO / "configs" / path)
+    assert cfg.name == path.removesuffix(".yaml")
+    if cfg.data.kind == "image":
+        assert cfg.model.args["image_size"] == cfg.data.image_size and len(cfg.data.labels) == 10
+
+
+def test_dataset_may_be_a_split_folder_and_must_stay_under_data(tmp_path):
+    cfg = load_config(REPO / "configs" / "dcgan-fashion.yaml")
+    assert cfg.data.dataset == "fashion-mnist/train" and cfg.evaluate.reference_dataset == "fashion-mnist/test"
+    assert load_config(REPO / "configs" / "dcgan-digits.yaml").evaluate.reference_dataset == ""
+    for bad in ("../elsewhere", "/abs/path", "fashion-mnist/../../x", ".hidden", "", "a\\b"):
+        with pytest.raises(GenloopError, match="data.dataset must name a folder under data/"):
+            load_config(REPO / "configs" / "dcgan-digits.yaml", {"data.dataset": bad})
+    with pytest.raises(GenloopError, match="evaluate.reference_dataset must name a folder under data/"):
+        load_config(REPO / "configs" / "dcgan-fashion.yaml", {"evaluate.reference_dataset": "../test"})
+    with pytest.raises(GenloopError, match="evaluate.reference_dataset .* is for images"):
+        load_config(REPO / "configs" / "charlm-stdlib.yaml", {"evaluate.reference_dataset": "pydocs"})

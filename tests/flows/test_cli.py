@@ -24,7 +24,7 @@ def test_help_lists_the_commands():
     assert _commands(out.stdout) == ["run", "train", "serve", "champion", "monitor", "schedule", "approve",
                                            "dashboard", "data", "demo"]
     data = _run(["data", "--help"], REPO)
-    assert _commands(data.stdout) == ["init", "add", "status"]
+    assert _commands(data.stdout) == ["init", "add", "status", "import"]
 
 
 def test_run_before_data_init_says_what_to_run(tmp_path):
