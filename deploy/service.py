@@ -115,7 +115,11 @@ class Generator:
     model_ref = bentoml.models.BentoModel(SPEC["tag"])
 
     def __init__(self) -> None:
+        import torch
+
         from components.serving.metrics import shared
+
+        torch.set_num_threads(LIMITS.threads())
 
         self.name = SPEC["tag"].split(":")[0]
         self.metrics = shared()
@@ -126,7 +130,8 @@ class Generator:
                   "port (set GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE)", flush=True)
         self.current = self._load(self.model_ref)
         print(f"genloop: serving {self.current.provenance['model_tag']} ({self.current.model.modality}); "
-              f"max_batch_size {LIMITS.max_batch_size}, max_latency_ms {LIMITS.max_latency_ms}", flush=True)
+              f"max_batch_size {LIMITS.max_batch_size}, max_latency_ms {LIMITS.max_latency_ms}, "
+              f"torch threads {torch.get_num_threads()}", flush=True)
         if FOLLOW:
             threading.Thread(target=self._follow_loop, name="genloop-follow", daemon=True).start()
 

@@ -1,7 +1,7 @@
 """What the server accepts and how it batches: the `serving:` section of a model's config
 (packaged into the bento's genloop_model.json), overridden at serve time by environment
 variables (GENLOOP_MAX_BATCH_SIZE, GENLOOP_MAX_LATENCY_MS, GENLOOP_MAX_BODY_BYTES,
-GENLOOP_SWITCH_INTERVAL_MS)."""
+GENLOOP_SWITCH_INTERVAL_MS, GENLOOP_TORCH_THREADS)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,8 @@ from typing import Mapping
 from components.errors import GenloopError
 
 ENV = {"max_batch_size": "GENLOOP_MAX_BATCH_SIZE", "max_latency_ms": "GENLOOP_MAX_LATENCY_MS",
-       "max_body_bytes": "GENLOOP_MAX_BODY_BYTES", "switch_interval_ms": "GENLOOP_SWITCH_INTERVAL_MS"}
+       "max_body_bytes": "GENLOOP_MAX_BODY_BYTES", "switch_interval_ms": "GENLOOP_SWITCH_INTERVAL_MS",
+       "torch_threads": "GENLOOP_TORCH_THREADS"}
 FLOATS = ("max_latency_ms", "switch_interval_ms")
 
 
@@ -28,6 +29,11 @@ class ServingConfig:
     # the GIL; at Python's 5 ms default an engine that let it go (torch does, around every op)
     # waits up to 5 ms per op to get it back from a busy event loop
     switch_interval_ms: float = 0.5
+    # torch's intra-op threads for the engine's forwards; 0: one per core but one (at least
+    # one). The spare core is the event loop's: with a thread per core, the forward's threads
+    # and the event loop took cores from each other, and a forward of a small model waited on
+    # the thread that had lost its core (BENCHMARKS.md).
+    torch_threads: int = 0
 
     def check(self) -> "ServingConfig":
         for key in ("max_batch_size", "max_n", "max_new_tokens", "max_prompt_chars", "max_label_chars",
@@ -36,6 +42,9 @@ class ServingConfig:
                 raise GenloopError(f"serving.{key} must be >= 1, got {getattr(self, key)}.")
         if not 0 <= self.max_latency_ms <= 1000:
             raise GenloopError(f"serving.max_latency_ms must be in [0, 1000], got {self.max_latency_ms}.")
+        if self.torch_threads < 0:
+            raise GenloopError(f"serving.torch_threads must be >= 0 (0: one per core but one), "
+                               f"got {self.torch_threads}.")
         if not 0.01 <= self.switch_interval_ms <= 100:
             raise GenloopError(f"serving.switch_interval_ms must be in [0.01, 100] (Python's default is 5), "
                                f"got {self.switch_interval_ms}.")
@@ -56,3 +65,12 @@ class ServingConfig:
                     raise GenloopError(f"{var}={raw!r} is not a number; unset it or give e.g. "
                                        f"{var}={getattr(cls(), key)}.") from None
         return cls(**values).check()
+
+    def threads(self, cores: int | None = None) -> int:
+        """The intra-op threads to use on a machine of `cores` cores (default: the cores this
+        process may run on)."""
+        import os
+
+        if cores is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.torch_threads or max(1, cores - 1)

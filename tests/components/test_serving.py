@@ -33,6 +33,11 @@ def test_serving_config_takes_the_packaged_settings_then_the_environment():
     assert ServingConfig.resolve(None, {"GENLOOP_SWITCH_INTERVAL_MS": "0.25"}).switch_interval_ms == 0.25
     with pytest.raises(GenloopError, match="switch_interval_ms must be in"):
         ServingConfig.resolve({"switch_interval_ms": 0}, {})
+    assert (ServingConfig().threads(2), ServingConfig().threads(16), ServingConfig().threads(1)) == (1, 15, 1)
+    assert ServingConfig(torch_threads=3).threads(16) == 3
+    assert ServingConfig.resolve({"torch_threads": 4}, {"GENLOOP_TORCH_THREADS": "0"}).torch_threads == 0
+    with pytest.raises(GenloopError, match="torch_threads must be >= 0"):
+        ServingConfig.resolve(None, {"GENLOOP_TORCH_THREADS": "-1"})
 
 
 def test_a_config_serving_section_is_checked(tmp_path):
