@@ -228,11 +228,11 @@ class Generator:
         names = [served.class_names[i] if served.class_names else str(i) for i in result.indices]
         return served, result, names
 
-    def _log_images(self, served: Served, images, names: list[str]) -> None:
+    def _log_images(self, served: Served, result, names: list[str]) -> None:
         from components.monitoring.features import image_features
 
         tag = served.provenance["model_tag"]
-        self._log(image_features(images, names), tag)
+        self._log(image_features(result.images, names, result.stats), tag)
         self._count(tag, names)
 
     def _text_job(self, r: GenerateRequest, seed: int, on_tokens=None):
@@ -268,7 +268,7 @@ class Generator:
     async def _generate(self, r: GenerateRequest, seed: int):
         if self.current.model.modality == "image":
             served, result, names = await self._images(r, seed)
-            self._log_images(served, result.images, names)
+            self._log_images(served, result, names)
             pngs = [base64.b64encode(_png(img)).decode() for img in result.images]
             return {"images": pngs, "labels": names, "format": "png/base64", "seed": seed, **served.provenance}
         served, job = self._text_job(r, seed)
@@ -292,7 +292,7 @@ class Generator:
             served, result, names = await self._images(r, seed)
         except BadRequest as exc:
             return _bad(exc)
-        self._log_images(served, result.images, names)
+        self._log_images(served, result, names)
         body = _png(result.images[0]) if r.n == 1 else grid_png(result.images, columns=min(8, r.n), scale=1)
         return Response(body, media_type="image/png", headers={
             "X-Genloop-Model-Tag": served.provenance["model_tag"], "X-Genloop-Seed": str(seed),

@@ -8,13 +8,18 @@ TEXT_COLUMNS = {"numerical": ["prompt_chars", "output_chars", "sentiment", "alph
                               "distinct_char_share"], "categorical": []}
 
 
-def image_features(images_uint8, labels) -> list[dict]:
-    """images (N, C, H, W) uint8; labels the requested class names."""
+def image_stats(images_uint8) -> list[dict]:
+    """The numerical columns of each image (N, C, H, W) uint8, in three reductions over the
+    batch (the server computes them once per batched forward)."""
     flat = (images_uint8.float() / 255.0).reshape(images_uint8.shape[0], -1)
-    # three reductions over the batch, not three per image: the server calls this per request
     columns = zip(flat.mean(1).tolist(), flat.std(1).tolist(), (flat > 0.5).float().mean(1).tolist())
-    return [{"label": str(label), "mean_intensity": mean, "std_intensity": std, "ink_fraction": ink}
-            for (mean, std, ink), label in zip(columns, labels)]
+    return [{"mean_intensity": mean, "std_intensity": std, "ink_fraction": ink} for mean, std, ink in columns]
+
+
+def image_features(images_uint8, labels, stats: list[dict] | None = None) -> list[dict]:
+    """images (N, C, H, W) uint8; labels the requested class names; `stats` when already
+    computed (image_stats of these images)."""
+    return [{"label": str(label), **row} for row, label in zip(stats or image_stats(images_uint8), labels)]
 
 
 _ANALYZER = None

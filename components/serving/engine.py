@@ -100,6 +100,7 @@ class ImageJob:
 class ImageResult:
     images: torch.Tensor             # (n, C, H, W) uint8
     indices: list[int]
+    stats: list[dict]                # monitoring.features.image_stats of each image
 
 
 class ImageEngine(_Worker):
@@ -143,6 +144,7 @@ class ImageEngine(_Worker):
 
     def _loop(self) -> None:
         from components.data.images import to_uint8
+        from components.monitoring.features import image_stats
 
         while True:
             batch = self._take()
@@ -156,13 +158,16 @@ class ImageEngine(_Worker):
                 z = torch.cat([z for z, _ in latents])
                 labels = torch.cat([lab for _, lab in latents])
                 images = to_uint8(self.model.render(z, labels))
+                stats = image_stats(images)             # once a forward, not once a request
                 self.observe("image", len(z))
             except Exception as exc:             # the model failed: these requests fail, not the engine
                 for job in batch:
                     _resolve(job.future, exc=exc)
                 continue
+            start = 0
             for job, part, (_, lab) in zip(batch, torch.split(images, [j.n for j in batch]), latents):
-                _resolve(job.future, ImageResult(part, lab.tolist()))
+                _resolve(job.future, ImageResult(part, lab.tolist(), stats[start:start + job.n]))
+                start += job.n
 
 
 # text --------------------------------------------------------------------------------------

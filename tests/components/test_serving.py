@@ -157,6 +157,7 @@ IMAGE_REQUESTS = [(1, 1, None, 1.0), (4, 2, 3, 0.7), (2, 3, torch.tensor([1, 9])
 @pytest.mark.parametrize("family", ["dcgan", "vae"])
 def test_image_engine_batches_requests_and_each_gets_its_alone_images(family):
     from components.data.images import to_uint8
+    from components.monitoring.features import image_stats
 
     m = image_model(family)
     rows = []
@@ -170,6 +171,9 @@ def test_image_engine_batches_requests_and_each_gets_its_alone_images(family):
         assert result.indices == indices.tolist()
         diff = (result.images.int() - to_uint8(images).int()).abs()
         assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01     # batch-size rounding at most
+        alone = image_stats(result.images)                  # the serving-log columns, from the batch
+        assert [r.keys() for r in result.stats] == [r.keys() for r in alone]
+        assert all(r[k] == pytest.approx(a[k], abs=1e-6) for r, a in zip(result.stats, alone) for k in r)
 
 
 def test_image_engine_waits_for_company_unless_a_lone_client_asks_again():
