@@ -234,3 +234,45 @@ def champion_bento(name: str):
         raise GenloopError(f"the champion {tag} has no bento (trained with `package: false`?); "
                            f"rerun with package: true.")
     return max(bentos, key=lambda b: b.creation_time)
+
+
+def export_bento(tag: str, url: str | None = None) -> str:
+    """Export bento `tag` to object storage (`url`, else GENLOOP_BENTO_EXPORT_URL) as
+    s3://BUCKET/PREFIX/NAME-VERSION.bento, through BentoML's own exporter (fsspec/s3fs, as
+    `bentoml export TAG s3://...` does) with the endpoint of GENLOOP_S3_ENDPOINT_URL.
+    Credentials come from the AWS_* environment only. Returns the object's URL."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    from components.storage import BENTO_EXPORT_ENV, bento_export_location, check_bucket, endpoint_url, \
+        parse_s3_url, s3fs_endpoint
+
+    location = parse_s3_url(url, endpoint_url(), "bento export URL") if url else bento_export_location()
+    if location is None:
+        raise GenloopError(f"no export location: pass s3://BUCKET/PREFIX or set {BENTO_EXPORT_ENV}.")
+    try:
+        bento = bentoml.bentos.get(tag)
+    except NotFound:
+        raise GenloopError(f"no bento {tag!r} in the store; `bentoml list` shows what there is.") from None
+    check_bucket(location)
+    target = f"{location.url}/{bento.tag.name}-{bento.tag.version}.bento"
+    with s3fs_endpoint(location):
+        bentoml.bentos.export_bento(bento.tag, target)
+    return target
+
+
+def import_bento(url: str) -> str:
+    """Import a bento exported by `export_bento` (s3://.../NAME-VERSION.bento) into the local
+    bento store; the bucket is checked first, so a bad endpoint, credentials or bucket leave
+    the store untouched. Returns the bento's tag."""
+    import bentoml
+
+    from components.storage import check_bucket, endpoint_url, parse_s3_url, s3fs_endpoint
+
+    location = parse_s3_url(url, endpoint_url(), "bento URL")
+    check_bucket(location)
+    with s3fs_endpoint(location):
+        try:
+            return str(bentoml.bentos.import_bento(location.url).tag)
+        except FileNotFoundError:
+            raise GenloopError(f"no bento at {location.where()}; list the bucket to see what was exported.") from None

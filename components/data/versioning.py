@@ -20,6 +20,7 @@ from components.errors import GenloopError
 from components.paths import ProjectPaths
 
 REMOTE_NAME = "local"
+S3_REMOTE_NAME = "s3"       # selected by GENLOOP_DVC_REMOTE (components/storage.py)
 
 
 def _remote_url(root: Path) -> str:
@@ -49,12 +50,76 @@ def _dvc(root: Path, *args: str) -> str:
 
 
 def ensure_repo(root: Path) -> None:
-    """`dvc init` (inside git when there is one) and a default local remote."""
+    """`dvc init` (inside git when there is one), a default local remote, and the S3 remote
+    GENLOOP_DVC_REMOTE selects (checked reachable before anything is written)."""
     root = Path(root)
     if not (root / ".dvc").is_dir():
         _dvc(root, "init", "-q", *([] if (root / ".git").exists() else ["--no-scm"]))
     if REMOTE_NAME not in _dvc(root, "remote", "list"):
         _dvc(root, "remote", "add", "-d", REMOTE_NAME, _remote_url(root))
+    select_remote(root)
+
+
+def _local_config(root: Path) -> dict:
+    """.dvc/config.local as DVC reads it (machine-local, ignored by git)."""
+    from dvc.config import Config
+
+    config = Config(dvc_dir=str(Path(root) / ".dvc"), validate=False)
+    return config.load_one("local")
+
+
+def select_remote(root: Path) -> None:
+    """Make the S3 remote that GENLOOP_DVC_REMOTE names the default, in .dvc/config.local
+    (per machine: the committed .dvc/config keeps the local-disk remote), with its endpoint
+    from GENLOOP_S3_ENDPOINT_URL. Credentials are not written: DVC's S3 client reads the
+    AWS_* environment variables itself. With the variable unset, the local remote is the
+    default again."""
+    from components.storage import check_bucket, dvc_remote
+
+    root = Path(root)
+    location = dvc_remote()
+    local = _local_config(root)
+    if location is None:
+        if local.get("core", {}).get("remote") == S3_REMOTE_NAME:
+            _dvc(root, "remote", "default", "--local", "--unset")
+        return
+    check_bucket(location)
+    remote = local.get("remote", {}).get(S3_REMOTE_NAME, {})
+    if remote.get("url") != location.url:
+        _dvc(root, "remote", "add", "--local", "-f", S3_REMOTE_NAME, location.url)
+        remote = {}
+    if remote.get("endpointurl") != location.endpoint_url:
+        if location.endpoint_url:
+            _dvc(root, "remote", "modify", "--local", S3_REMOTE_NAME, "endpointurl", location.endpoint_url)
+        else:
+            _dvc(root, "remote", "modify", "--local", "--unset", S3_REMOTE_NAME, "endpointurl")
+    if local.get("core", {}).get("remote") != S3_REMOTE_NAME:
+        _dvc(root, "remote", "default", "--local", S3_REMOTE_NAME)
+
+
+def _cache_files(root: Path) -> set[Path]:
+    objects = Path(root) / ".dvc" / "cache" / "files"
+    return {Path(d) / f for d, _, files in os.walk(objects) for f in files} if objects.is_dir() else set()
+
+
+def _add_and_push(root: Path) -> None:
+    """`dvc add data` + `dvc push`, all or nothing: if either fails (the remote went away
+    mid-push, say), data.dvc is restored and the objects this add put in the DVC cache are
+    removed, so a retry starts from where the last good version left off."""
+    dvc_file = Path(root) / "data.dvc"
+    before = dvc_file.read_bytes() if dvc_file.is_file() else None
+    cached = _cache_files(root)
+    try:
+        _dvc(root, "add", "-q", "data")
+        _dvc(root, "push", "-q", "data.dvc")
+    except BaseException:
+        if before is None:
+            dvc_file.unlink(missing_ok=True)
+        else:
+            dvc_file.write_bytes(before)
+        for path in _cache_files(root) - cached:
+            path.unlink(missing_ok=True)
+        raise
 
 
 def recorded_md5(root: Path, dvc_file: str = "data.dvc") -> str | None:
@@ -89,7 +154,7 @@ class DataVersion:
 
 
 def init_data(root: Path) -> DataVersion:
-    """Write the embedded datasets, version them with DVC and push to the local remote.
+    """Write the embedded datasets, version them with DVC and push to the default remote.
 
     A fresh clone rebuilds the same bytes, so data.dvc stays unchanged. When the bytes
     differ (another Python ships other pydoc topics, say) data.dvc is left alone and the
@@ -98,13 +163,12 @@ def init_data(root: Path) -> DataVersion:
     root = Path(root)
     with dvc_lock(root):
         data = ProjectPaths.at(root).data
+        ensure_repo(root)                  # first: a bad S3 remote fails before data/ is touched
         changed = write_embedded(data)
-        ensure_repo(root)
         md5 = folder_md5(data)
         recorded = recorded_md5(root)
         if recorded is None or recorded == md5:
-            _dvc(root, "add", "-q", "data")
-            _dvc(root, "push", "-q", "data.dvc")
+            _add_and_push(root)
             recorded = recorded_md5(root)
         files, size = folder_stats(data)
         return DataVersion(md5, recorded, files, size, changed)
@@ -124,8 +188,7 @@ def commit_data(root: Path) -> str:
     """`dvc add data` and push to the default remote; the new md5 of data/."""
     with dvc_lock(root):
         ensure_repo(root)
-        _dvc(root, "add", "-q", "data")
-        _dvc(root, "push", "-q", "data.dvc")
+        _add_and_push(root)
         return recorded_md5(root) or ""
 
 
