@@ -22,13 +22,21 @@ class ValidationFailed(GenloopError):
     pass
 
 
+def finished_line(name: str, result: StageResult) -> str:
+    """The one line a stage logs as it finishes: name, seconds, key figure."""
+    return f"{name:<8} {result.seconds:6.1f} s  {result.figure}"
+
+
 def timed(stage):
-    """Add the stage's wall time to its result (shown in the run summary)."""
+    """Add the stage's wall time to its result (shown in the run summary) and log the
+    stage's one line as it finishes (`finished_line`)."""
     @functools.wraps(stage)
     def wrapper(*args, **kwargs) -> StageResult:
         start = time.perf_counter()
         result = stage(*args, **kwargs)
-        return dataclasses.replace(result, seconds=time.perf_counter() - start)
+        result = dataclasses.replace(result, seconds=time.perf_counter() - start)
+        log.info("%s", finished_line(stage.__name__, result))
+        return result
     return wrapper
 
 

@@ -34,7 +34,12 @@ def _setup() -> Path:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "components")
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from flows.console import configure_console
+
+    configure_console()          # plain lines above progress bars; Prefect's per-run chatter kept in its log
+    from flows.storage import configure_result_storage
+
+    configure_result_storage()   # GENLOOP_RESULTS_URL=s3://...: Prefect results there (no-op unset)
     logging.getLogger("components").setLevel(logging.INFO)
     root = _root()
     configure_bentoml_home(root)
@@ -387,6 +392,31 @@ def dashboard(port: int = typer.Option(8000, help="Port of the Evidently UI."),
     raise typer.Exit(serve(root, host, port, _prefect_ui_url(), rebuild, say=typer.echo))
 
 
+@app.command()
+def deploy(prefect_file: Path = typer.Option(Path("deploy/prefect.yaml"), "--prefect-file",
+                                             help="The prefect.yaml to apply."),
+           root: Optional[str] = typer.Option(None, "--root", help="The project folder as the workers see it "
+                                              "(default: this one); fills {{ $GENLOOP_ROOT }}.")) -> None:
+    """Apply deploy/prefect.yaml to the Prefect server in PREFECT_API_URL: the retraining deployment
+    (cron + drift trigger) and the monitoring deployment on the `genloop` process work pool (created
+    when missing). Then run them with `prefect worker start --pool genloop`."""
+    from prefect.settings import get_current_settings
+
+    from components.deployments import deploy as apply_prefect_file
+
+    project = _setup()
+    api_url = os.environ.get("PREFECT_API_URL") or get_current_settings().api.url
+    result = apply_prefect_file(project, prefect_file, str(api_url) if api_url else None, root, say=typer.echo)
+    for d in result.deployments:
+        crons = ", ".join(s["schedule"].get("cron") or "-" for s in d.get("schedules") or []) or "no schedule"
+        typer.echo(f"deployed {d['name']} ({d['entrypoint']}) on pool {d['work_pool_name']!r}: {crons}; "
+                   f"parameters {d['parameters']}")
+    for pool, online in result.online_workers.items():
+        typer.echo(f"pool {pool!r}: {online} worker(s) online" if online else
+                   f"pool {pool!r}: no worker online; start one where the project lives: "
+                   f"`prefect worker start --pool {pool}`")
+
+
 def _prefect_ui_url() -> str | None:
     """The Prefect UI of the configured server (PREFECT_UI_URL, else PREFECT_API_URL without
     /api); None when no server is configured (runs use Prefect's ephemeral API)."""
@@ -427,5 +457,9 @@ def main() -> None:
     try:
         app()
     except GenloopError as exc:
+        from flows.console import failure_hint
+
         typer.secho(f"error: {exc}", fg="red", err=True)
+        if hint := failure_hint():
+            typer.echo(hint, err=True)
         sys.exit(1)

@@ -54,21 +54,49 @@ def tf_bilinear_resize(x: "torch.Tensor", size: int = 299) -> "torch.Tensor":  #
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def inception_features(images_uint8, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
-    """(N, C, H, W) uint8 images -> (N, 2048) float64 features."""
+# On CPU the forward runs through oneDNN: channels-last input keeps every convolution in
+# the layout oneDNN computes in (NCHW costs a reorder in and out of each one), and small
+# batches keep each layer's activations in the cores' L2 caches. Measured on a 2-core
+# AVX-512 EPYC (benchmarks/inception_cpu.py): 9-10 images/s before (NCHW, batch 64), about
+# 20 now (the bare forward 23.6, batch 4), FID equal to 1e-6 relative. Two images per thread
+# (4 on those 2 cores; more cores are unmeasured). Other devices keep their NCHW batches of 64.
+CPU_IMAGES_PER_THREAD = 2
+DEVICE_BATCH = 64
+
+
+def default_batch(device: str) -> int:
     import torch
 
+    if torch.device(device).type == "cpu":
+        return max(4, CPU_IMAGES_PER_THREAD * torch.get_num_threads())
+    return DEVICE_BATCH
+
+
+def inception_features(images_uint8, batch_size: int | None = None, device: str = "cpu",
+                       what: str = "Inception features") -> np.ndarray:
+    """(N, C, H, W) uint8 images -> (N, 2048) float64 features. Counts on the caller's
+    progress meter when one is open (components/progress.py), else on its own (`what`)."""
+    import torch
+
+    from components import progress
+
     net = load_inception(device)
+    cpu = torch.device(device).type == "cpu"
+    batch_size = batch_size or default_batch(device)
+    layout = torch.channels_last if cpu else torch.contiguous_format
+    n = images_uint8.shape[0]
     out = []
-    with torch.inference_mode():
-        for i in range(0, images_uint8.shape[0], batch_size):
+    with torch.inference_mode(), progress.counting(what, n, "images") as meter:
+        for i in range(0, n, batch_size):
             # resize before repeating grey to RGB (a third of the work); TF's resize
             # returns floats, so no rounding back to uint8 in between
             x = tf_bilinear_resize(images_uint8[i:i + batch_size].to(device).float())
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
-            out.append(net((x - 128.0) / 128.0).double().cpu().numpy())
-    return np.concatenate(out)
+            x = ((x - 128.0) / 128.0).contiguous(memory_format=layout)
+            out.append(net(x).double().cpu().numpy())
+            meter.advance(x.shape[0])
+    return np.concatenate(out) if out else np.zeros((0, 2048))
 
 
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,8 @@ def champion_image_features(stored, cfg: RunConfig, samples: int, device: str) -
     names = list(stored.metadata.get("class_names") or [])
     labels = request_labels(samples, cfg.seed + 1, None, names, stored.metadata.get("trained_classes"))
     images, _ = model.sample(samples, cfg.seed + 1, labels=labels)      # only the classes it was trained on
-    return inception_features(to_uint8(images), device=device)
+    return inception_features(to_uint8(images), device=device,
+                              what=f"gate: re-scoring the champion, Inception features of {samples} generated images")
 
 
 def image_reference(dataset_dir: Path, dataset_md5: str, count: int, channels: int, paths: ProjectPaths,

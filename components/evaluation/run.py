@@ -70,6 +70,7 @@ def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str,
     """FID and friends. `files` (the dataset's files in load order) routes the reference
     features through the per-file cache; the generated features land in
     out/generated_features.npy for the monitor's staleness check."""
+    from components import progress
     from components.data.images import to_uint8
     from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
     from components.evaluation.image_metrics import (fid_bootstrap, kernel_inception_distance,
@@ -87,12 +88,15 @@ def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str,
         def features_of():
             return image_embeddings([files[i] for i in pick.tolist()], cfg.data.channels, paths.feature_cache,
                                     device)[0]
-    mu_r, sigma_r, real_features, cached = reference_stats(real, dataset_md5, paths.fid_cache, device, features_of)
+    with progress.meter(f"evaluate: Inception features of {len(pick)} real images", len(pick), "images"):
+        mu_r, sigma_r, real_features, cached = reference_stats(real, dataset_md5, paths.fid_cache, device,
+                                                               features_of)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     labels = data.labels[torch.randint(0, len(data.labels), (e.samples,), generator=gen)]
     fake_float, labels = model.sample(e.samples, cfg.seed + 1, labels=labels)
     fake = to_uint8(fake_float)
-    fake_features = inception_features(fake, device=device)
+    fake_features = inception_features(fake, device=device,
+                                       what=f"evaluate: Inception features of {len(fake)} generated images")
     np.save(out / "generated_features.npy", fake_features.astype(np.float32))   # the network's own float32
     metrics = {"fid": frechet_distance(*feature_stats(fake_features), mu_r, sigma_r),
                "samples": int(fake.shape[0]), "reference_samples": int(real.shape[0]),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from components.config import TrainConfig
 from components.errors import GenloopError
+from components.progress import duration
 from components.training.device import autocast
 
 if TYPE_CHECKING:
@@ -89,9 +90,11 @@ def _progress(total: int):
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from components.progress import console
+
     return Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
-                    disable=not sys.stderr.isatty(), transient=True)
+                    TextColumn("{task.fields[info]}"), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=console(), disable=not sys.stderr.isatty(), transient=True)
 
 
 def train(model: TrainedModel, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: dict,
@@ -168,8 +171,10 @@ def train(model: TrainedModel, next_batch: Callable, cfg: TrainConfig, out_dir: 
             if record:
                 elapsed = time.perf_counter() - start
                 history.append({"step": step, **values, "seconds": round(elapsed, 3)})
-                log.info("step %d/%d %s (%.1f steps/s)", step, cfg.steps,
-                         " ".join(f"{k}={v:.4f}" for k, v in values.items()), step / max(elapsed, 1e-9))
+                rate = (step - first + 1) / max(elapsed - elapsed_before, 1e-9)
+                log.info("step %d/%d %s (%.1f steps/s, %s left)", step, cfg.steps,
+                         " ".join(f"{k}={v:.4f}" for k, v in values.items()), rate,
+                         duration((cfg.steps - step) / max(rate, 1e-9)))
             if record or step % 10 == 0:
                 rate = (step - first + 1) / max(time.perf_counter() - start - elapsed_before, 1e-9)
                 bar.update(task, completed=step, info=f"loss {values['loss']:.4f}  {rate:.1f} steps/s")

@@ -80,3 +80,39 @@ def test_fid_bootstrap_fast_path_equals_fid_and_brackets_it():
     same, _ = kernel_inception_distance(real, real[::-1].copy(), subsets=10, subset_size=50)
     shifted, _ = kernel_inception_distance(real, real + 1.0, subsets=10, subset_size=50)
     assert abs(same) < 0.05 < shifted
+
+
+def _features_before_issue_11(images: torch.Tensor) -> np.ndarray:
+    """inception_features as it was (NCHW, batches of 64): what FID must stay equal to."""
+    from components.evaluation.fid import load_inception
+
+    net, out = load_inception("cpu"), []
+    with torch.inference_mode():
+        for i in range(0, len(images), 64):
+            x = tf_bilinear_resize(images[i:i + 64].float()).expand(-1, 3, -1, -1)
+            out.append(net((x - 128.0) / 128.0).double().numpy())
+    return np.concatenate(out)
+
+
+@pytest.mark.slow
+def test_the_fast_cpu_path_keeps_fid_to_1e_6_and_counts_on_the_open_meter():
+    """channels-last, batches of 4 (components/evaluation/fid.py) against the old path, on
+    digit-like images: FID equal to 1e-6 relative (benchmarks/inception_cpu.py checks 2x200)."""
+    from components import progress
+    from components.data.embedded import digits_png_files
+    from io import BytesIO
+
+    from PIL import Image
+
+    pngs = [data for _, data in sorted(digits_png_files().items())[:20]]
+    real = torch.from_numpy(np.stack([np.asarray(Image.open(BytesIO(b)).convert("L")) for b in pngs])).unsqueeze(1)
+    fake = (real.float() + torch.randn(real.shape, generator=torch.Generator().manual_seed(0)) * 40
+            ).clamp(0, 255).to(torch.uint8)
+    with progress.meter("test", 2 * len(real), bar=False) as meter:
+        now = [inception_features(x) for x in (real, fake)]
+    assert meter.done == 2 * len(real)
+    before = [_features_before_issue_11(x) for x in (real, fake)]
+    assert np.abs(now[0] - before[0]).max() < 1e-4 * np.abs(before[0]).max()
+    fid_now = frechet_distance(*feature_stats(now[1]), *feature_stats(now[0]))
+    fid_before = frechet_distance(*feature_stats(before[1]), *feature_stats(before[0]))
+    assert fid_before > 10 and abs(fid_now - fid_before) <= 1e-6 * fid_before

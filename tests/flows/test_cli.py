@@ -22,7 +22,7 @@ def test_help_lists_the_commands():
     out = _run(["--help"], REPO)
     assert out.returncode == 0
     assert _commands(out.stdout) == ["run", "train", "serve", "champion", "monitor", "schedule", "approve",
-                                           "dashboard", "data", "demo"]
+                                           "dashboard", "deploy", "data", "demo"]
     data = _run(["data", "--help"], REPO)
     assert _commands(data.stdout) == ["init", "add", "status", "import"]
 
@@ -76,3 +76,20 @@ def test_champion_shows_and_moves_the_alias(trained_dcgan, data_project):
         set_champion("dcgan-digits", "dcgan-digits:nosuchversion")
     with pytest.raises(GenloopError, match="not of 'charlm-pydocs'"):
         set_champion("charlm-pydocs", tag)
+
+
+@pytest.mark.slow
+def test_a_validation_failure_is_one_error_without_prefects_tracebacks(data_project):
+    import shutil
+
+    bad = data_project / "data" / "digits_broken"
+    shutil.copytree(data_project / "data" / "digits", bad)
+    try:
+        (bad / "2" / "0000.png").write_bytes(b"\x89PNG\r\n")
+        out = _run(["run", "--set", "data.dataset=digits_broken", "--set", "name=dcgan-broken"], data_project)
+    finally:
+        shutil.rmtree(bad)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr + out.stdout and "Finished in state" not in out.stderr
+    assert out.stderr.count("data validation failed") == 1 and "2/0000.png" in out.stderr
+    assert "prefect flow-run logs" in out.stderr           # where the traceback went
