@@ -147,11 +147,36 @@ def _last_words(out: subprocess.CompletedProcess) -> str:
     return " ".join(lines[-3:])[-500:] or f"exit status {out.returncode}"
 
 
-def ensure_pool(api: str, pool: str, env: dict[str, str], cwd: Path) -> bool:
-    """Make `pool` a process work pool when the server has none by that name; True if made."""
+def _headers(env) -> dict[str, str]:
+    """What the Prefect client sends: a Prefect Cloud key, or a self-hosted server's
+    basic-auth string (PREFECT_API_AUTH_STRING)."""
+    import base64
+
+    if env.get("PREFECT_API_KEY"):
+        return {"Authorization": f"Bearer {env['PREFECT_API_KEY']}"}
+    if env.get("PREFECT_API_AUTH_STRING"):
+        return {"Authorization": "Basic " + base64.b64encode(env["PREFECT_API_AUTH_STRING"].encode()).decode()}
+    return {}
+
+
+def _api(method: str, url: str, env, json=None, ok=(200,)):
+    """One call to the Prefect API; an answer other than `ok` (401 without the right
+    credentials, 5xx) is one line, not a traceback."""
     import httpx
 
-    if httpx.get(f"{api}/work_pools/{pool}", timeout=10).status_code == 200:
+    try:
+        r = httpx.request(method, url, json=json, headers=_headers(env), timeout=10)
+    except httpx.HTTPError as exc:
+        raise GenloopError(f"the Prefect API at {url} did not answer ({type(exc).__name__}).") from None
+    if r.status_code not in ok:
+        hint = " (set PREFECT_API_KEY or PREFECT_API_AUTH_STRING)" if r.status_code in (401, 403) else ""
+        raise GenloopError(f"the Prefect API answered {r.status_code} to {method} {url}{hint}.")
+    return r
+
+
+def ensure_pool(api: str, pool: str, env: dict[str, str], cwd: Path) -> bool:
+    """Make `pool` a process work pool when the server has none by that name; True if made."""
+    if _api("GET", f"{api}/work_pools/{pool}", env, ok=(200, 404)).status_code == 200:
         return False
     out = _prefect(["work-pool", "create", pool, "--type", "process"], env, cwd, timeout=120)
     if out.returncode != 0:
@@ -164,8 +189,6 @@ def deploy(root: Path, prefect_file: Path, api_url: str | None, project_root: st
     """Apply `prefect_file` to the server at `api_url`: the work pools it names (process pools
     made when missing), then every deployment in it through `prefect deploy --all`.
     `project_root`: the project folder as the workers see it (default: `root`)."""
-    import httpx
-
     prefect_file = prefect_file if prefect_file.is_absolute() else root / prefect_file
     planned = read_prefect_file(prefect_file)
     where = project_root or str(root)
@@ -188,14 +211,13 @@ def deploy(root: Path, prefect_file: Path, api_url: str | None, project_root: st
     if out.returncode != 0:
         raise GenloopError(f"`prefect deploy` failed for {prefect_file}: {_last_words(out)}")
     names = [p.name for p in planned]
-    stored = httpx.post(f"{api}/deployments/filter", timeout=10,
-                        json={"deployments": {"name": {"any_": names}}}).json()
+    stored = _api("POST", f"{api}/deployments/filter", env, json={"deployments": {"name": {"any_": names}}}).json()
     missing = sorted(set(names) - {d["name"] for d in stored})
     if missing:
         raise GenloopError(f"`prefect deploy` left out {', '.join(missing)} (its output: {_last_words(out)})")
     result.deployments = sorted(stored, key=lambda d: names.index(d["name"]))
     for pool in dict.fromkeys(p.pool for p in planned):
-        workers = httpx.post(f"{api}/work_pools/{pool}/workers/filter", timeout=10,
-                             json={"workers": {"status": {"any_": ["ONLINE"]}}}).json()
+        workers = _api("POST", f"{api}/work_pools/{pool}/workers/filter", env,
+                       json={"workers": {"status": {"any_": ["ONLINE"]}}}).json()
         result.online_workers[pool] = len(workers)
     return result

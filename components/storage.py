@@ -52,7 +52,10 @@ def endpoint_url(env=None) -> str | None:
 def parse_s3_url(url: str, endpoint: str | None = None, what: str = "storage URL") -> S3Location:
     parts = urlsplit(url.strip())
     if parts.scheme != "s3" or not parts.netloc or "@" in parts.netloc:
-        raise GenloopError(f"{what} {url!r} is not an s3://BUCKET/PREFIX URL "
+        # a URL with user:secret@ in it is not repeated: the error reaches logs
+        shown = f"{parts.scheme}://***@{parts.netloc.rpartition('@')[2]}{parts.path}" if "@" in parts.netloc \
+            else repr(url)
+        raise GenloopError(f"{what} {shown} is not an s3://BUCKET/PREFIX URL "
                            f"(credentials go in AWS_* environment variables, never in the URL).")
     return S3Location(parts.netloc, parts.path.strip("/"), endpoint)
 
@@ -100,6 +103,9 @@ def check_bucket(location: S3Location, timeout: float = CHECK_TIMEOUT_S) -> None
     except BotoConnectionError:
         raise GenloopError(f"cannot reach the S3 endpoint for {where}: check {ENDPOINT_ENV} "
                            f"(or AWS_ENDPOINT_URL_S3) and that the server is up.") from None
+    except ValueError as exc:                   # botocore: "Invalid endpoint: localhost:9000"
+        raise GenloopError(f"the S3 endpoint for {where} is not a URL ({exc}): give {ENDPOINT_ENV} "
+                           f"with its scheme, e.g. http://localhost:9000.") from None
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

@@ -6,6 +6,8 @@ bilinear resampling, scaled as (x - 128) / 128; output: 2048 pool features.
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import importlib.util
 from functools import lru_cache
@@ -72,6 +74,22 @@ def default_batch(device: str) -> int:
     return DEVICE_BATCH
 
 
+@contextlib.contextmanager
+def full_fp32():
+    """TF32 off for the Inception forward. On an Ampere or newer GPU, cuDNN convolutions use
+    TF32 by default (torch.backends.cudnn.allow_tf32), which rounds their inputs to 10 mantissa
+    bits: FID would then depend on the device. Set back afterwards (training may want TF32).
+    Nothing changes on a CPU."""
+    import torch
+
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def inception_features(images_uint8, batch_size: int | None = None, device: str = "cpu",
                        what: str = "Inception features") -> np.ndarray:
     """(N, C, H, W) uint8 images -> (N, 2048) float64 features. Counts on the caller's
@@ -86,7 +104,7 @@ def inception_features(images_uint8, batch_size: int | None = None, device: str 
     layout = torch.channels_last if cpu else torch.contiguous_format
     n = images_uint8.shape[0]
     out = []
-    with torch.inference_mode(), progress.counting(what, n, "images") as meter:
+    with torch.inference_mode(), full_fp32(), progress.counting(what, n, "images") as meter:
         for i in range(0, n, batch_size):
             # resize before repeating grey to RGB (a third of the work); TF's resize
             # returns floats, so no rounding back to uint8 in between

@@ -1,6 +1,7 @@
 """The serving parts on their own (components/serving/): the batching engines against the
 models' own sampling, the bearer-token guard, the limits and the metrics."""
 import asyncio
+import time
 
 import httpx
 import prometheus_client
@@ -188,10 +189,13 @@ def test_image_engine_waits_for_company_unless_a_lone_client_asks_again():
     assert engine.waits()                            # two asking: a batch is forming
     engine.last_jobs, engine._pending = 3, [object()]
     assert engine.waits()                            # the last forward had company: wait for it
-    lone = ImageEngine(m, max_batch_size=64, max_latency_ms=5)
-    for seed in range(3):
+    lone = ImageEngine(m, max_batch_size=64, max_latency_ms=1000)
+    lone.submit(1, 0).future.result(30)              # the first one waits its second for company
+    started = time.monotonic()
+    for seed in range(1, 4):
         lone.submit(1, seed).future.result(30)
     assert lone.last_jobs == 1
+    assert time.monotonic() - started < 2.0          # waiting would take at least 3 s
     lone.close()
 
 

@@ -26,8 +26,10 @@ def tiny_bento(tmp_path_factory) -> str:
     import bentoml
 
     ctx = tmp_path_factory.mktemp("bento")
-    (ctx / "service.py").write_text(SERVICE)
-    (ctx / "bentofile.yaml").write_text("service: 'service:Echo'\ninclude: ['service.py']\n")
+    # a module name of its own: `service` may already be imported (genloop's deploy/service.py,
+    # by the serving tests), and BentoML would then find that one instead
+    (ctx / "echo_service.py").write_text(SERVICE)
+    (ctx / "bentofile.yaml").write_text("service: 'echo_service:Echo'\ninclude: ['echo_service.py']\n")
     return str(bentoml.bentos.build_bentofile(str(ctx / "bentofile.yaml"), build_ctx=str(ctx)).tag)
 
 
