@@ -44,6 +44,16 @@ def wait_for(predicate, seconds: float, what: str, watch=()):
     pytest.fail(f"timed out waiting for {what}")
 
 
+def commit_data_version(project: Path, message: str) -> str:
+    """Commit the project's data.dvc and .dvc/ (a data version a drift event can name);
+    returns the commit."""
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "add", "data.dvc", ".dvc"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", message, "--allow-empty"], cwd=project, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def start_prefect_server(tmp_path: Path) -> tuple[str, dict, subprocess.Popen, Path]:
     """`prefect server start` on a free 127.0.0.1 port with PREFECT_HOME and BENTOML_HOME
     under tmp_path, once /health answers. Returns (api url, env for clients, process, log)."""

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, TINY_DCGAN
-from tests.e2e.processes import start_prefect_server, stop_processes, wait_for
+from tests.e2e.processes import commit_data_version, start_prefect_server, stop_processes, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -55,11 +55,7 @@ def _read_flow_run(api: str, flow_run_id: str):
 
 
 def test_a_worker_runs_the_deployed_retraining_when_drift_is_emitted(data_project, tmp_path):
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run([*git, "add", "data.dvc", ".dvc"], cwd=data_project, check=True)
-    subprocess.run([*git, "commit", "-qm", "data for the worker test", "--allow-empty"], cwd=data_project, check=True)
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=data_project, capture_output=True, text=True,
-                         check=True).stdout.strip()
+    rev = commit_data_version(data_project, "data for the worker test")
     procs = []
     try:
         api, env, server, server_log = start_prefect_server(tmp_path)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import TINY_DCGAN
-from tests.e2e.processes import start_prefect_server, wait_for
+from tests.e2e.processes import commit_data_version, start_prefect_server, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +26,7 @@ def _completed_runs(api: str) -> list[dict]:
 
 
 def test_drift_event_starts_retraining_on_its_data_version(data_project, tmp_path):
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run([*git, "add", "data.dvc", ".dvc"], cwd=data_project, check=True)
-    subprocess.run([*git, "commit", "-qm", "data v1", "--allow-empty"], cwd=data_project, check=True)
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=data_project, capture_output=True, text=True,
-                         check=True).stdout.strip()
+    rev = commit_data_version(data_project, "data v1")
     procs = []
     try:
         api, env, server, _ = start_prefect_server(tmp_path)
