@@ -105,6 +105,8 @@ class GateConfig:
     """The promotion policy (components/gate.py: `decide`)."""
     margin: float = 0.0              # challenger must beat the champion by more than this
     use_interval: bool = True        # ... and by more than the challenger's FID bootstrap half-width
+    use_seed_spread: bool = False    # ... and training noise: the seed spread `genloop sweep` measured
+                                     # (with the interval: sqrt(bootstrap hw^2 + seed hw^2))
     allow_incomparable: bool = False  # compare scores on other datasets, metrics or sample counts
     rescore_champion: bool = True     # champion scored on other data: re-score it on this run's data
     require_approval: bool = False    # a person approves or rejects before packaging (genloop approve)

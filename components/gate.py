@@ -2,6 +2,7 @@
 policy lives in `decide`; the config's `gate:` section (GateConfig) sets its knobs."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,19 @@ class Scorecard:
     dataset_md5: str                          # the dataset it was evaluated on
     protocol: dict[str, int] = field(default_factory=dict)
     tag: str | None = None                    # model tag, once stored
+    seed_sd: float = 0.0                      # training noise: the metric's standard deviation over
+    seed_runs: int = 0                        # this many training seeds of the same config (0: unmeasured)
+
+    @property
+    def seed_half_width(self) -> float:
+        """Half-width of the band that holds 95% of single training runs (normal, 1.96 sd):
+        the training-noise counterpart of the bootstrap half-width (0 under two seeds)."""
+        return SEED_Z * self.seed_sd if self.seed_runs >= 2 else 0.0
+
+    def with_seed_spread(self, spread: "SeedSpread | None") -> "Scorecard":
+        if spread is None:
+            return self
+        return dataclasses.replace(self, seed_sd=spread.sd, seed_runs=spread.runs)
 
     @classmethod
     def of(cls, metric: str, metrics: dict[str, Any], dataset_md5: str, tag: str | None = None) -> "Scorecard":
@@ -38,11 +52,52 @@ class Scorecard:
             raise GenloopError(f"champion {tag} has no gate scorecard (packaged by an older genloop); "
                                f"point the alias at a newer model with `genloop champion NAME --set TAG`.")
         return cls(card["metric"], float(card["value"]), float(card["half_width"]), card["dataset_md5"],
-                   {k: int(v) for k, v in card["protocol"].items()}, tag)
+                   {k: int(v) for k, v in card["protocol"].items()}, tag,
+                   float(card.get("seed_sd", 0.0)), int(card.get("seed_runs", 0)))
 
     def to_metadata(self) -> dict[str, Any]:
         return {"metric": self.metric, "value": self.value, "half_width": self.half_width,
-                "dataset_md5": self.dataset_md5, "protocol": dict(self.protocol)}
+                "dataset_md5": self.dataset_md5, "protocol": dict(self.protocol),
+                "seed_sd": self.seed_sd, "seed_runs": self.seed_runs}
+
+
+SEED_Z = 1.96
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """Training noise of one config: its metric over several training seeds, everything else
+    the same (measured by `genloop sweep`, components/sweep.py)."""
+    metric: str
+    sd: float                                 # sample standard deviation over the seeds (ddof 1)
+    runs: int                                 # finished runs it is measured on (>= 2)
+    dataset_md5: str
+    protocol: dict[str, int] = field(default_factory=dict)
+    source: str = ""                          # the sweep that measured it
+
+    @property
+    def half_width(self) -> float:
+        return SEED_Z * self.sd
+
+
+def noise_margin(challenger: Scorecard, policy: GateConfig) -> tuple[float, str]:
+    """The noise the gate's margin covers, and in words. Sampling noise (the FID bootstrap
+    half-width, `gate.use_interval`) and training noise (the seed half-width, with
+    `gate.use_seed_spread`) are independent, so they add in quadrature."""
+    sampling = challenger.half_width if policy.use_interval else 0.0
+    training = challenger.seed_half_width if policy.use_seed_spread else 0.0
+    parts = []
+    if policy.use_interval:
+        parts.append(f"evaluation sampling noise (bootstrap half-width {sampling:.4g})" if sampling else
+                     "evaluation sampling noise: none measured (no bootstrap interval)")
+    else:
+        parts.append("not evaluation sampling noise (gate.use_interval off)")
+    if policy.use_seed_spread:
+        parts.append(f"training noise (seed half-width {training:.4g} = {SEED_Z} x sd {challenger.seed_sd:.4g} "
+                     f"over {challenger.seed_runs} seeds)")
+    else:
+        parts.append("not training noise (gate.use_seed_spread off)")
+    return math.hypot(sampling, training), "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -77,9 +132,10 @@ def needs_rescore(challenger: Scorecard, champion: Scorecard | None, policy: Gat
 def decide(challenger: Scorecard, champion: Scorecard | None, audits_passed: bool,
            audit_reasons: tuple[str, ...] | list[str], policy: GateConfig) -> Decision:
     """Promote only a challenger that passes its audits and has a finite score, when there
-    is no champion, or when it beats the champion's score by more than the margin (the
-    larger of `gate.margin` and, with `gate.use_interval`, its bootstrap half-width) on
-    the same metric, dataset and evaluation protocol. Incomparable scores keep the
+    is no champion, or when it beats the champion's score by more than the margin on
+    the same metric, dataset and evaluation protocol. The margin is the larger of `gate.margin`
+    and the noise (`noise_margin`): with `gate.use_interval` the bootstrap half-width (sampling
+    noise), with `gate.use_seed_spread` also the seed half-width (training noise). Incomparable scores keep the
     champion unless `gate.allow_incomparable` is set."""
     name = challenger.metric
     if not audits_passed:
@@ -97,9 +153,10 @@ def decide(challenger: Scorecard, champion: Scorecard | None, audits_passed: boo
     if challenger.metric != champion.metric:
         return Decision(True, f"champion {champion.tag} is scored on {champion.metric}, the challenger on "
                               f"{name}: no common scale, so the challenger replaces it{across}")
-    interval = challenger.half_width if policy.use_interval else 0.0
-    margin = max(policy.margin, interval)
-    why = f"margin {margin:.4g} = max(gate.margin {policy.margin:.4g}, interval half-width {interval:.4g})"
+    noise, covers = noise_margin(challenger, policy)
+    margin = max(policy.margin, noise)
+    why = (f"margin {margin:.4g} = max(gate.margin {policy.margin:.4g}, noise {noise:.4g}; it covers "
+           f"{covers})")
     if challenger.value < champion.value - margin:
         return Decision(True, f"{name} {challenger.value:.4g} beats champion {champion.tag} "
                               f"({champion.value:.4g}) by more than the {why}{across}")

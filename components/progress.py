@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import math
+import os
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -35,6 +36,11 @@ def console():
     return _console
 
 
+def bars_enabled() -> bool:
+    """Bars at a terminal, unless GENLOOP_PROGRESS_BARS=0 (a sweep's Dask workers share one)."""
+    return console().is_terminal and os.environ.get("GENLOOP_PROGRESS_BARS", "1") != "0"
+
+
 def duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"
@@ -51,7 +57,7 @@ class Meter:
         self.done = 0
         self.start = self.last_line = clock()
         self._bar = self._task = None
-        if bar if bar is not None else console().is_terminal:
+        if bar if bar is not None else bars_enabled():
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from components.errors import GenloopError
+from components.gate import SeedSpread
 from components.results import (Audited, Augmented, Evaluated, Gated, Packaged, Reported, StageResult,
                                 Trained, Validated)
 from components.runs import RunContext
@@ -144,14 +145,21 @@ def audit(ctx: RunContext, trained: Trained) -> Audited:
 
 
 @timed
-def gate(ctx: RunContext, evaluated: Evaluated, audited: Audited) -> Gated:
+def gate(ctx: RunContext, evaluated: Evaluated, audited: Audited, seed_spread: SeedSpread | None = None) -> Gated:
+    """Champion vs challenger (components/gate.py). With gate.use_seed_spread the margin also
+    covers training noise: `seed_spread` (a sweep's own measurement), else the spread the newest
+    `genloop sweep` of this model recorded."""
     from components.gate import Scorecard, decide, differences, needs_rescore
     from components.registry import champion_summary
 
+    if ctx.config.gate.use_seed_spread and seed_spread is None:
+        from components.sweep import load_spread
+
+        seed_spread = load_spread(ctx.root, ctx.config.name, evaluated.metric)
     current = champion_summary(ctx.config.name)
     champion = None if current is None else Scorecard.from_metadata(current.tag, current.metadata.get("scorecard", {}))
     at_promotion = champion
-    challenger = Scorecard.of(evaluated.metric, evaluated.metrics, ctx.dataset_md5)
+    challenger = Scorecard.of(evaluated.metric, evaluated.metrics, ctx.dataset_md5).with_seed_spread(seed_spread)
     note = ""
     if current is not None and needs_rescore(challenger, champion, ctx.config.gate):
         from components.evaluation.rescore import rescore
@@ -171,7 +179,8 @@ def gate(ctx: RunContext, evaluated: Evaluated, audited: Audited) -> Gated:
                        {"promote": decision.promote, "reason": reason,
                         "challenger": dataclasses.asdict(challenger),
                         "champion": champion and dataclasses.asdict(champion),
-                        "champion_at_promotion": at_promotion and dataclasses.asdict(at_promotion)})
+                        "champion_at_promotion": at_promotion and dataclasses.asdict(at_promotion),
+                        "seed_spread": seed_spread and dataclasses.asdict(seed_spread)})
     return Gated(figure=("PROMOTE: " if decision.promote else "KEEP: ") + reason, files=(path,),
                  promote=decision.promote, reason=reason, challenger=challenger, champion=champion)
 

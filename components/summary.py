@@ -53,3 +53,38 @@ def render_summary(summary: dict) -> None:
     if summary["bento_tag"]:
         console.print(f"serve it: genloop serve --model {summary['model_name']}   (bento {summary['bento_tag']})")
     console.print(f"everything is under {summary['run_dir']}")
+
+
+def render_sweep(result: dict) -> None:
+    """The sweep's table (one row per run), the seed spread, the winner and the gate's decision."""
+    import math
+
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(x) -> str:
+        return "-" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+    table = Table(title=f"genloop sweep {Path(result['sweep_dir']).name} on {result['cluster']}")
+    for column in ("point", "seed", "status", "metric", "bootstrap hw", "audits", "s", "run"):
+        table.add_column(column, overflow="fold")
+    for p in result["points"]:
+        label = " ".join(f"{k}={v}" for k, v in p["grid"].items()) or "(config as is)"
+        ok = p["status"] == "ok"
+        table.add_row(label, str(p["seed"]), "ok" if ok else f"FAILED: {p['error']}", fmt(p["value"]),
+                      fmt(p["half_width"]), ("pass" if p["audits_passed"] else "FAIL") if ok else "-",
+                      f"{p['seconds']:.0f}", p["run_id"] or "-")
+    console = Console(width=max(Console().width, 160))
+    console.print(table)
+    for g in result["groups"]:
+        console.print(f"{g['label']}: mean {fmt(g['mean'])}, sd over {len(g['values'])} seeds {fmt(g['sd'])}")
+    spread = result["seed_spread"]
+    console.print(f"seed-to-seed spread (training noise): sd {fmt(spread['sd'])} over {spread['runs']} runs, "
+                  f"half-width {fmt(result['seed_half_width'])}; bootstrap half-width (sampling noise) "
+                  f"{fmt(result['bootstrap_half_width'])}" if spread else
+                  "seed-to-seed spread: not measured (no grid point finished two seeds)")
+    console.print(f"winner: {result['why']}")
+    gate = result["gate"]
+    verdict = "[green]PROMOTED[/green]" if gate["promoted"] else "[yellow]NOT PROMOTED[/yellow]"
+    console.print(f"{verdict}: {gate['reason']}")
+    console.print(f"{result['seconds']:.0f} s; sweep.md and sweep.json under {result['sweep_dir']}")

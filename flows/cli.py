@@ -179,6 +179,9 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
     if steps is not None:
         overrides["train.steps"] = steps
     cfg = load_config(config if config.is_absolute() else root / config, overrides)   # fail fast, before Prefect
+    if cfg.gate.use_seed_spread:
+        from components.sweep import load_spread
+        load_spread(root, cfg.name, "fid" if cfg.data.kind == "image" else "perplexity")
     if cfg.gate.require_approval:
         from flows.approval import require_server
         require_server("gate.require_approval")     # the pause must be reachable by `genloop approve`
@@ -192,6 +195,49 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
 
     summary = retrain(str(root), str(config), overrides, data_rev)
     render_summary(summary)
+
+
+@app.command()
+def sweep(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAML config under configs/."),
+          grid: list[str] = typer.Option([], "--grid", help="KEY=V1,V2,... (repeatable): every combination is "
+                                         "a grid point, e.g. --grid train.lr=1e-4,5e-4"),
+          seeds: str = typer.Option("0,1,2", "--seeds", help="Training seeds of every grid point: 0,1,2 or 0-4."),
+          set_: list[str] = typer.Option([], "--set", help="Overrides shared by every run: --set train.steps=300"),
+          workers: int = typer.Option(2, "--workers", help="Worker processes of the local Dask cluster (the "
+                                      "machine's cores are split between them)."),
+          dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Run on the Dask scheduler at "
+                                                     "tcp://HOST:PORT instead (its workers must see this project "
+                                                     "folder at the same path, and PREFECT_API_URL a server)."),
+          promote: bool = typer.Option(True, "--promote/--no-promote", help="Gate the winner against the "
+                                       "champion (and package it when it passes), or only report."),
+          data_rev: Optional[str] = typer.Option(None, "--data-rev", help="Train on data.dvc's version at this "
+                                                 "git revision, fetched from the DVC remote.")) -> None:
+    """Run a grid x seeds of retraining runs on Dask (Prefect's DaskTaskRunner), report each point's
+    metric and the seed-to-seed spread (training noise), and promote at most one winner through
+    the normal gate. The spread is recorded for gate.use_seed_spread."""
+    from components.config import load_config
+    from components.sweep import parse_grid, parse_seeds, plan_points
+
+    root = _setup()
+    overrides, parsed, seed_list = _parse_overrides(set_), parse_grid(grid), parse_seeds(seeds)
+    if workers < 1:
+        raise GenloopError(f"--workers must be >= 1, got {workers}.")
+    cfg = load_config(config if config.is_absolute() else root / config, overrides)    # the shared part, before Dask
+    if cfg.gate.require_approval and promote:
+        raise GenloopError("gate.require_approval pauses for a person; a sweep gates its winner without "
+                           "pausing: run it with --no-promote, then `genloop run` the winning settings.")
+    if data_rev:
+        from components.data.versioning import md5_at_revision
+        md5_at_revision(root, data_rev)
+    from components.summary import render_sweep
+    from flows.sweep import run_sweep
+
+    typer.echo(f"{len(plan_points(parsed, seed_list))} runs of {cfg.name}")
+    result = run_sweep(str(root), str(config), parsed, seed_list, overrides, data_rev, promote, workers, dask_address)
+    render_sweep(result)
+    failed = [p for p in result["points"] if p["status"] != "ok"]
+    if len(failed) == len(result["points"]):
+        raise GenloopError(f"all {len(failed)} runs of the sweep failed; the first: {failed[0]['error']}")
 
 
 @app.command()

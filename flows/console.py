@@ -50,15 +50,17 @@ class RichConsoleHandler(logging.Handler):
 _quiet = QuietPrefectRuns()
 
 
-def configure_console() -> None:
+def configure_console(level: int = logging.NOTSET) -> None:
     """The root handler of the genloop command. Before Prefect is imported, Prefect keeps it
     (a user handler) and adds only its API handler to the run loggers; after, it replaces
-    Prefect's console handler. Idempotent; other handlers (pytest's capture) stay."""
+    Prefect's console handler. Idempotent; other handlers (pytest's capture) stay. `level`:
+    the least a record needs to print (a sweep's Dask workers print warnings only; their
+    lines still reach the Prefect log)."""
     root = logging.getLogger()
     for old in list(root.handlers):
         if type(old) in (logging.StreamHandler, RichConsoleHandler) or type(old).__name__ == "PrefectConsoleHandler":
             root.removeHandler(old)
-    handler = RichConsoleHandler()
+    handler = RichConsoleHandler(level)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.addFilter(_quiet)
     root.addHandler(handler)

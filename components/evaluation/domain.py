@@ -4,6 +4,8 @@ predictions label generated samples in the bias audit."""
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import torch
@@ -64,7 +66,12 @@ def domain_classifier(images: torch.Tensor, labels: torch.Tensor, classes: int, 
         return model, {**json.loads(meta_path.read_text()), "cached": True}
     model, accuracy = _fit(images, labels, classes)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(weights))
     meta = {"heldout_accuracy": accuracy, "dataset_md5": dataset_md5}
-    meta_path.write_text(json.dumps(meta))
+    # weights, then the meta file a reader checks for, each whole under its own temp name:
+    # sweep points on other processes may train and read it at the same time
+    own = f"{os.getpid()}.{threading.get_ident()}.tmp"
+    save_model(model, str(weights.with_name(f".{weights.name}.{own}")))
+    os.replace(weights.with_name(f".{weights.name}.{own}"), weights)
+    meta_path.with_name(f".{meta_path.name}.{own}").write_text(json.dumps(meta))
+    os.replace(meta_path.with_name(f".{meta_path.name}.{own}"), meta_path)
     return model, {**meta, "cached": False}

@@ -10,6 +10,8 @@ import contextlib
 
 import hashlib
 import importlib.util
+import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -154,7 +156,7 @@ def reference_stats(images_uint8, dataset_md5: str, cache_dir: Path, device: str
     features = features_of() if features_of else inception_features(images_uint8, device=device)
     mu, sigma = feature_stats(features)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, mu=mu, sigma=sigma, features=features)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")   # own name: two
+    np.savez(tmp, mu=mu, sigma=sigma, features=features)              # processes may write it at once
     tmp.replace(path)
     return mu, sigma, features, False

@@ -65,21 +65,16 @@ def heldout_fid(fake_features: np.ndarray, cfg: RunConfig, folder: Path, paths: 
                                   "samples": len(chosen)}}
 
 
-def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str, paths: ProjectPaths, out: Path,
-                    device: str, files: list[Path] | None = None) -> tuple[dict, list[dict], str]:
-    """FID and friends. `files` (the dataset's files in load order) routes the reference
-    features through the per-file cache; the generated features land in
-    out/generated_features.npy for the monitor's staleness check."""
+def reference_statistics(data, cfg: RunConfig, dataset_md5: str, paths: ProjectPaths, device: str,
+                         files: list[Path] | None = None):
+    """The real side of FID: evaluate.reference_samples training images (the seeded pick), their
+    Inception features and statistics, cached by dataset md5 (and, given `files`, per file).
+    Returns (pick, real uint8 images, mu, sigma, features, cached)."""
     from components import progress
     from components.data.images import to_uint8
-    from components.evaluation.fid import feature_stats, frechet_distance, inception_features, reference_stats
-    from components.evaluation.image_metrics import (fid_bootstrap, kernel_inception_distance,
-                                                     precision_recall_density_coverage)
-    from components.monitoring.features import image_features
-    from components.report import save_grid
+    from components.evaluation.fid import reference_stats
 
-    e = cfg.evaluate
-    pick = reference_pick(len(data.images), e.reference_samples)
+    pick = reference_pick(len(data.images), cfg.evaluate.reference_samples)
     real = to_uint8(data.images[pick])
     features_of = None
     if files is not None:
@@ -89,8 +84,25 @@ def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str,
             return image_embeddings([files[i] for i in pick.tolist()], cfg.data.channels, paths.feature_cache,
                                     device)[0]
     with progress.meter(f"evaluate: Inception features of {len(pick)} real images", len(pick), "images"):
-        mu_r, sigma_r, real_features, cached = reference_stats(real, dataset_md5, paths.fid_cache, device,
-                                                               features_of)
+        mu, sigma, features, cached = reference_stats(real, dataset_md5, paths.fid_cache, device, features_of)
+    return pick, real, mu, sigma, features, cached
+
+
+def evaluate_images(data, cfg: RunConfig, model: ImageSampler, dataset_md5: str, paths: ProjectPaths, out: Path,
+                    device: str, files: list[Path] | None = None) -> tuple[dict, list[dict], str]:
+    """FID and friends. `files` (the dataset's files in load order) routes the reference
+    features through the per-file cache; the generated features land in
+    out/generated_features.npy for the monitor's staleness check."""
+    from components.data.images import to_uint8
+    from components.evaluation.fid import feature_stats, frechet_distance, inception_features
+    from components.evaluation.image_metrics import (fid_bootstrap, kernel_inception_distance,
+                                                     precision_recall_density_coverage)
+    from components.monitoring.features import image_features
+    from components.report import save_grid
+
+    e = cfg.evaluate
+    pick, real, mu_r, sigma_r, real_features, cached = reference_statistics(data, cfg, dataset_md5, paths, device,
+                                                                             files)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     labels = data.labels[torch.randint(0, len(data.labels), (e.samples,), generator=gen)]
     fake_float, labels = model.sample(e.samples, cfg.seed + 1, labels=labels)

@@ -86,15 +86,13 @@ def validation_loss(model: ValidatingModel, batches: list) -> float:
 
 
 def _progress(total: int):
-    import sys
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from components.progress import console
+    from components.progress import bars_enabled, console
 
     return Progress(TextColumn("train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TextColumn("{task.fields[info]}"), TextColumn("ETA"), TimeRemainingColumn(),
-                    console=console(), disable=not sys.stderr.isatty(), transient=True)
+                    console=console(), disable=not bars_enabled(), transient=True)
 
 
 def train(model: TrainedModel, next_batch: Callable, cfg: TrainConfig, out_dir: Path, meta: dict,

@@ -169,3 +169,24 @@ def test_a_champion_from_other_data_is_rescored_before_the_gate_compares(chain, 
         ctx.config, gate=dataclasses.replace(ctx.config.gate, rescore_champion=False)))
     refused = stages.gate(strict, evaluated, audited)
     assert not refused.promote and "not comparable" in refused.reason and "re-scored" not in refused.reason
+
+
+def test_the_gate_with_the_seed_spread_switch_reads_what_a_sweep_recorded(chain, data_project):
+    """gate.use_seed_spread: no record is a clear error; with one, the margin covers training
+    noise and gate.json says so (the chain's own champion, compared with itself, is kept)."""
+    from components.errors import GenloopError
+    from components.gate import SeedSpread
+    from components.sweep import save_spread, spread_path
+
+    ctx = chain["ctx"]
+    switched = dataclasses.replace(ctx, config=dataclasses.replace(
+        ctx.config, gate=dataclasses.replace(ctx.config.gate, use_seed_spread=True)))
+    spread_path(data_project, "stages-dcgan").unlink(missing_ok=True)
+    with pytest.raises(GenloopError, match="no seed spread has been measured for 'stages-dcgan'"):
+        stages.gate(switched, chain["evaluate"], chain["audit"])
+    save_spread(data_project, "stages-dcgan", SeedSpread("fid", 4.0, 5, ctx.dataset_md5, {}, "sweep-test"))
+    gated = stages.gate(switched, chain["evaluate"], chain["audit"])
+    assert not gated.promote and "training noise (seed half-width 7.84 = 1.96 x sd 4 over 5 seeds)" in gated.reason
+    assert gated.challenger.seed_runs == 5
+    recorded = json.loads((ctx.run_dir / "gate.json").read_text())
+    assert recorded["seed_spread"]["source"] == "sweep-test" and recorded["challenger"]["seed_sd"] == 4.0

@@ -21,7 +21,7 @@ def _commands(help_text: str) -> list[str]:
 def test_help_lists_the_commands():
     out = _run(["--help"], REPO)
     assert out.returncode == 0
-    assert _commands(out.stdout) == ["run", "train", "serve", "champion", "monitor", "schedule", "approve",
+    assert _commands(out.stdout) == ["run", "sweep", "train", "serve", "champion", "monitor", "schedule", "approve",
                                            "dashboard", "deploy", "data", "demo"]
     data = _run(["data", "--help"], REPO)
     assert _commands(data.stdout) == ["init", "add", "status", "import"]
@@ -41,6 +41,26 @@ def test_unknown_config_key_names_it(tmp_path):
     out = _run(["run", "--config", "configs/bad.yaml"], root)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "'train.epochz'" in out.stderr and "steps" in out.stderr
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--grid", "train.lr"], "--grid takes KEY=V1,V2"),
+    (["--seeds", "0,0"], "--seeds must list distinct integers"),
+    (["--grid", "train.lr=1e-3", "--dask-address", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler at "
+                                                                          "tcp://127.0.0.1:9"),
+])
+def test_sweep_bad_input_is_one_line(tmp_path, args, says):
+    root = make_project(tmp_path / "p")
+    out = _run(["sweep", *args], root)
+    assert out.returncode == 1 and says in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_run_with_the_seed_spread_switch_and_none_measured_says_to_sweep(tmp_path):
+    root = make_project(tmp_path / "p")
+    out = _run(["run", "--set", "gate.use_seed_spread=true"], root)
+    assert out.returncode == 1 and "no seed spread has been measured for 'dcgan-digits'" in out.stderr
+    assert "genloop sweep" in out.stderr and "Traceback" not in out.stderr
 
 
 @pytest.mark.slow
