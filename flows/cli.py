@@ -203,8 +203,8 @@ def sweep(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
                                          "a grid point, e.g. --grid train.lr=1e-4,5e-4"),
           seeds: str = typer.Option("0,1,2", "--seeds", help="Training seeds of every grid point: 0,1,2 or 0-4."),
           set_: list[str] = typer.Option([], "--set", help="Overrides shared by every run: --set train.steps=300"),
-          workers: int = typer.Option(2, "--workers", help="Worker processes of the local Dask cluster (the "
-                                      "machine's cores are split between them)."),
+          workers: int = typer.Option(0, "--workers", help="Worker processes of the local Dask cluster; the "
+                                      "machine's cores are split between them (0: one per 2 cores, at least 1)."),
           dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Run on the Dask scheduler at "
                                                      "tcp://HOST:PORT instead (its workers must see this project "
                                                      "folder at the same path, and PREFECT_API_URL a server)."),
@@ -220,12 +220,16 @@ def sweep(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
 
     root = _setup()
     overrides, parsed, seed_list = _parse_overrides(set_), parse_grid(grid), parse_seeds(seeds)
-    if workers < 1:
-        raise GenloopError(f"--workers must be >= 1, got {workers}.")
+    if workers < 0:
+        raise GenloopError(f"--workers must be >= 1 (or 0: one per 2 cores), got {workers}.")
+    workers = workers or max(1, (os.cpu_count() or 1) // 2)
     cfg = load_config(config if config.is_absolute() else root / config, overrides)    # the shared part, before Dask
     if cfg.gate.require_approval and promote:
         raise GenloopError("gate.require_approval pauses for a person; a sweep gates its winner without "
                            "pausing: run it with --no-promote, then `genloop run` the winning settings.")
+    if cfg.gate.use_seed_spread and promote and len(seed_list) < 2:     # no spread of its own: a recorded one
+        from components.sweep import load_spread
+        load_spread(root, cfg.name, "fid" if cfg.data.kind == "image" else "perplexity")
     if data_rev:
         from components.data.versioning import md5_at_revision
         md5_at_revision(root, data_rev)

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from components import sweep as sw
 from components.dashboard.workspace import record_run
+from components.errors import GenloopError
 from components.results import RunStages
 from components.summary import write_summary
 from flows.training import gate, package, report
@@ -63,10 +64,17 @@ def sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[i
     decision: dict[str, Any] = {"promoted": False, "reason": "no winner", "run_id": None, "model_tag": None}
     if summary.spread is not None:
         sw.save_spread(root, name, summary.spread)
-    if summary.winner is not None and promote:
+    spread, unusable = summary.spread, ""
+    switched = summary.winner is not None and candidates[summary.winner.index].ctx.config.gate.use_seed_spread
+    if promote and switched and spread is None:
+        try:                                       # too few seeds finished: the spread a sweep recorded before
+            spread = sw.load_spread(root, name, summary.metric)
+        except GenloopError as exc:
+            unusable = f"the winner was not gated: {exc}"
+    if summary.winner is not None and promote and not unusable:
         won = candidates[summary.winner.index]
         ctx, st = won.ctx, won.stages
-        gated = gate(ctx, st["evaluate"], st["audit"], summary.spread)
+        gated = gate(ctx, st["evaluate"], st["audit"], spread)
         packaged = package(ctx, st["train"], st["evaluate"], st["audit"], gated)
         reported = report(ctx, st["evaluate"], st["audit"], gated)
         write_summary(ctx, RunStages(st["validate"], st["augment"], st["train"], st["evaluate"], st["audit"],
@@ -75,7 +83,7 @@ def sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[i
         decision = {"promoted": gated.promote, "reason": gated.reason, "run_id": ctx.run_id,
                     "model_tag": packaged.model_tag, "bento_tag": packaged.bento_tag}
     elif summary.winner is not None:
-        decision["reason"] = "--no-promote: the winner was not gated"
+        decision["reason"] = unusable or "--no-promote: the winner was not gated"
     seconds = time.perf_counter() - start
     markdown = sw.render_markdown(name, results, summary, decision["reason"], cluster, seconds)
     payload = sw.payload(name, config_path, grid, seeds, results, summary, decision, cluster, seconds)
@@ -122,7 +130,7 @@ def api_for_workers() -> Iterator[str]:
 
 def run_sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[int],
               overrides: dict[str, Any] | None = None, data_rev: str | None = None, promote: bool = True,
-              workers: int = 2, dask_address: str | None = None) -> dict[str, Any]:
+              workers: int = 1, dask_address: str | None = None) -> dict[str, Any]:
     """The sweep flow on a LocalCluster of `workers` processes, or on the scheduler at
     `dask_address` (its workers must see this project folder at the same path)."""
     from prefect_dask import DaskTaskRunner
@@ -132,15 +140,14 @@ def run_sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: li
 
         found = sw.check_scheduler(dask_address)
         if not get_current_settings().api.url:
-            from components.errors import GenloopError
-
             raise GenloopError("--dask-address: the cluster's workers report to the Prefect API, so it must be "
                                "a server they can reach: `prefect server start`, then export "
                                "PREFECT_API_URL=http://HOST:4200/api here and on the workers.")
         runner, threads, where = DaskTaskRunner(address=dask_address), None, f"Dask at {dask_address} ({found} workers)"
     else:
         kwargs, threads = sw.local_cluster_kwargs(workers)
-        runner, where = DaskTaskRunner(cluster_kwargs=kwargs), f"a local Dask cluster of {workers} workers"
+        runner = DaskTaskRunner(cluster_kwargs=kwargs)
+        where = f"a local Dask cluster of {workers} worker{'s' if workers > 1 else ''} x {threads} torch threads"
     with api_for_workers():
         return sweep.with_options(task_runner=runner)(root, config_path, grid, seeds, overrides, data_rev, promote,
                                                       threads, where)
