@@ -9,6 +9,8 @@ PIP    := $(BIN)/python -m pip
 UV     := $(BIN)/uv pip install --python $(BIN)/python -q
 export UV_LINK_MODE ?= copy
 CONFIG ?= configs/dcgan-digits.yaml
+# the 25 slowest tests are listed at the end of every run (where the suite's time goes)
+PYTEST_ARGS ?= --durations=25
 export DO_NOT_TRACK=1 BENTOML_DO_NOT_TRACK=true GX_ANALYTICS_ENABLED=false \
        DVC_NO_ANALYTICS=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 

@@ -11,6 +11,7 @@ os.environ.update({
     "BENTOML_HOME": str(_STATE / "bentoml"), "PREFECT_HOME": str(_STATE / "prefect"),
     "DO_NOT_TRACK": "1", "BENTOML_DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false",
     "DVC_NO_ANALYTICS": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     "GENLOOP_DEVICE": os.environ.get("GENLOOP_DEVICE", "cpu"),
 })
 
