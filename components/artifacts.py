@@ -26,7 +26,7 @@ from typing import Any, Iterable
 from components.errors import GenloopError
 from components.results import Evaluated, Gated, Trained
 
-KINDS = ("metrics", "report", "approval", "monitor", "monitor-checks")
+KINDS = ("metrics", "report", "approval", "monitor", "monitor-checks", "sweep")
 MAX_TEXT_SAMPLES = 4000         # characters of samples.txt shown in a markdown artifact
 MAX_EMBEDDED_BYTES = 2_000_000  # a picture larger than this is named by its path, not embedded
 

@@ -213,8 +213,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
-        for part in parents:
+        for i, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise GenloopError(f"config: cannot set {dotted!r}: '{'.'.join(parents[:i + 1])}' is a value "
+                                   f"({node!r}), not a section; set '{'.'.join(parents[:i + 1])}' itself.")
         node[leaf] = value
     cfg = build_dataclass(RunConfig, raw)
     check_config(cfg)

@@ -74,10 +74,31 @@ class SeedSpread:
     dataset_md5: str
     protocol: dict[str, int] = field(default_factory=dict)
     source: str = ""                          # the sweep that measured it
+    settings: dict[str, Any] = field(default_factory=dict)   # its --set overrides and --grid values
 
     @property
     def half_width(self) -> float:
         return SEED_Z * self.sd
+
+    def check(self, challenger: Scorecard) -> str:
+        """Whether this spread may stand for `challenger`'s training noise. Another evaluation
+        protocol (FID sample counts, perplexity window) has other noise: refused. Other data is
+        the normal case in a retraining loop (the spread of a config changes slowly with its
+        data): allowed, and said. Returns that note ("" when the data is the same)."""
+        gaps = [f"{key} {self.protocol.get(key)} there vs {challenger.protocol.get(key)} here"
+                for key in sorted(self.protocol.keys() | challenger.protocol.keys())
+                if self.protocol and self.protocol.get(key) != challenger.protocol.get(key)]
+        if gaps:
+            raise GenloopError(f"the seed spread of {self.source or 'the recorded sweep'} was measured with "
+                               f"another evaluation protocol ({'; '.join(gaps)}): rerun `genloop sweep --seeds "
+                               f"0-4` with this config, or set gate.use_seed_spread: false.")
+        where = f"seed spread sd {self.sd:.4g} over {self.runs} runs from {self.source or 'a sweep'}"
+        changed = (self.settings or {}).get("set") or {}
+        if changed:
+            where += f" (its --set {', '.join(f'{k}={v}' for k, v in changed.items())})"
+        if self.dataset_md5 and self.dataset_md5 != challenger.dataset_md5:
+            return f"{where}, measured on dataset md5 {self.dataset_md5}, this run's data is {challenger.dataset_md5}. "
+        return f"{where}. "
 
 
 def noise_margin(challenger: Scorecard, policy: GateConfig) -> tuple[float, str]:

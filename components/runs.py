@@ -103,9 +103,15 @@ def prepare_run(root: Path | str, config_path: str, overrides: dict[str, Any] | 
                            f"datasets) or `genloop data import fashion-mnist|python-stdlib`, or set data.dataset to "
                            f"one of: "
                            f"{', '.join(sorted(p.name for p in source.data_dir.iterdir() if p.is_dir()))}.")
-    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.name}-{secrets.token_hex(2)}"
-    run_dir = paths.runs / run_id
-    run_dir.mkdir(parents=True)
+    paths.runs.mkdir(parents=True, exist_ok=True)
+    while True:                  # runs that start in the same second (a sweep's points) never share a folder
+        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.name}-{secrets.token_hex(2)}"
+        run_dir = paths.runs / run_id
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            continue
     ctx = RunContext(run_id, paths.root, run_dir, cfg, source, dataset_dir, folder_md5(dataset_dir),
                      git_sha(paths.root))
     ctx.save()

@@ -159,8 +159,11 @@ def gate(ctx: RunContext, evaluated: Evaluated, audited: Audited, seed_spread: S
     current = champion_summary(ctx.config.name)
     champion = None if current is None else Scorecard.from_metadata(current.tag, current.metadata.get("scorecard", {}))
     at_promotion = champion
-    challenger = Scorecard.of(evaluated.metric, evaluated.metrics, ctx.dataset_md5).with_seed_spread(seed_spread)
+    challenger = Scorecard.of(evaluated.metric, evaluated.metrics, ctx.dataset_md5)
     note = ""
+    if ctx.config.gate.use_seed_spread:            # the margin uses it: it must be of this protocol
+        note = seed_spread.check(challenger)
+    challenger = challenger.with_seed_spread(seed_spread)
     if current is not None and needs_rescore(challenger, champion, ctx.config.gate):
         from components.evaluation.rescore import rescore
         from components.training.device import pick_device
@@ -169,10 +172,10 @@ def gate(ctx: RunContext, evaluated: Evaluated, audited: Audited, seed_spread: S
         try:
             champion = rescore(current, champion, challenger, ctx.config, ctx.dataset_dir, ctx.paths,
                                str(pick_device()))
-            note = (f"champion {champion.tag} re-scored this run's way ({gaps}): {champion.metric} "
+            note += (f"champion {champion.tag} re-scored this run's way ({gaps}): {champion.metric} "
                     f"{champion.value:.4g}, {at_promotion.value:.4g} at promotion. ")
         except GenloopError as exc:
-            note = f"champion {champion.tag} could not be re-scored this run's way ({exc}). "
+            note += f"champion {champion.tag} could not be re-scored this run's way ({exc}). "
     decision = decide(challenger, champion, audited.passed, audited.reasons, ctx.config.gate)
     reason = note + decision.reason
     path = _write_json(ctx.run_dir / "gate.json",

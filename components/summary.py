@@ -66,14 +66,14 @@ def render_sweep(result: dict) -> None:
         return "-" if x is None or not math.isfinite(x) else f"{x:.4g}"
 
     table = Table(title=f"genloop sweep {Path(result['sweep_dir']).name} on {result['cluster']}")
-    for column in ("point", "seed", "status", "metric", "bootstrap hw", "audits", "s", "run"):
+    for column in ("point", "seed", "status", "metric", "bootstrap hw", "audits", "s", "threads", "run"):
         table.add_column(column, overflow="fold")
     for p in result["points"]:
         label = " ".join(f"{k}={v}" for k, v in p["grid"].items()) or "(config as is)"
         ok = p["status"] == "ok"
         table.add_row(label, str(p["seed"]), "ok" if ok else f"FAILED: {p['error']}", fmt(p["value"]),
                       fmt(p["half_width"]), ("pass" if p["audits_passed"] else "FAIL") if ok else "-",
-                      f"{p['seconds']:.0f}", p["run_id"] or "-")
+                      f"{p['seconds']:.0f}", str(p.get("threads") or "-"), p["run_id"] or "-")
     console = Console(width=max(Console().width, 160))
     console.print(table)
     for g in result["groups"]:
@@ -84,6 +84,8 @@ def render_sweep(result: dict) -> None:
                   f"{fmt(result['bootstrap_half_width'])}" if spread else
                   "seed-to-seed spread: not measured (no grid point finished two seeds)")
     console.print(f"winner: {result['why']}")
+    if result.get("margin"):
+        console.print(result["margin"])
     gate = result["gate"]
     verdict = "[green]PROMOTED[/green]" if gate["promoted"] else "[yellow]NOT PROMOTED[/yellow]"
     console.print(f"{verdict}: {gate['reason']}")

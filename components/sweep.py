@@ -51,6 +51,9 @@ def parse_grid(specs: list[str]) -> dict[str, list[Any]]:
             raise GenloopError(f"--grid {spec!r}: a value is not valid YAML ({exc}).") from None
         if any(v is None for v in parsed):
             raise GenloopError(f"--grid {spec!r} has an empty value; write KEY=V1,V2 without empty items.")
+        if any(a == b for i, a in enumerate(parsed) for b in parsed[i + 1:]):
+            raise GenloopError(f"--grid {spec!r} gives one value twice (1e-4 and 0.0001 are one value): the "
+                               f"repeats would count as extra seeds and shrink the spread; give each once.")
         grid[key] = parsed
     return grid
 
@@ -110,6 +113,28 @@ def plan_points(grid: dict[str, list[Any]], seeds: list[int]) -> list[SweepPoint
     return [SweepPoint(i, combo, seed) for i, (combo, seed) in enumerate(itertools.product(combos, seeds))]
 
 
+def check_grid(root: Path | str, config_path: str, base: dict[str, Any], grid: dict[str, list[Any]]) -> list[str]:
+    """Load every grid combination's config before any cluster starts. A key the config does not
+    have (a typo) would fail every point, and so would a grid none of whose combinations loads:
+    refused here, in one line. A combination that is only refused on its value (train.lr=nan)
+    is left to fail as its own points, reported beside the others. Returns those refusals."""
+    from components.config import load_config
+
+    path = Path(config_path) if Path(config_path).is_absolute() else Path(root) / config_path
+    refused: list[str] = []
+    combos = plan_points(grid, [0])
+    for point in combos:
+        try:
+            load_config(path, {**base, **point.grid})
+        except GenloopError as exc:
+            if "unknown key" in str(exc):
+                raise GenloopError(f"--grid {', '.join(grid)}: {exc}") from None
+            refused.append(f"{point.label}: {exc}")
+    if combos and len(refused) == len(combos):
+        raise GenloopError(f"no grid point has a config genloop accepts; the first: {refused[0]}")
+    return refused
+
+
 # -- one point ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -119,6 +144,7 @@ class Candidate:
     stages: dict[str, Any]          # validate, augment, train, evaluate, audit results
     seconds: float                  # its wall time on the worker
     worker: str                     # host:pid of the process that ran it
+    threads: int = 0                # torch threads it trained with (on CPU they change the network)
 
 
 def run_candidate(root: str, config_path: str, overrides: dict[str, Any], data_rev: str | None,
@@ -128,10 +154,10 @@ def run_candidate(root: str, config_path: str, overrides: dict[str, Any], data_r
     from components import stages
     from components.runs import prepare_run
 
+    import torch
+
     start = time.perf_counter()
     if torch_threads:
-        import torch
-
         torch.set_num_threads(torch_threads)
     ctx = prepare_run(root, config_path, overrides, data_rev)
     validated = stages.validate(ctx)
@@ -141,37 +167,48 @@ def run_candidate(root: str, config_path: str, overrides: dict[str, Any], data_r
     audited = stages.audit(ctx, trained)
     return Candidate(ctx, {"validate": validated, "augment": augmented, "train": trained,
                            "evaluate": evaluated, "audit": audited}, time.perf_counter() - start,
-                     f"{socket.gethostname()}:{os.getpid()}")
+                     f"{socket.gethostname()}:{os.getpid()}", torch.get_num_threads())
 
 
-def warm_caches(root: str, config_path: str, overrides: dict[str, Any], data_rev: str | None) -> str:
-    """Compute once, before the points start, what every point of an image sweep would compute
-    (the real images' Inception statistics, the domain classifier): points that start together
-    would each compute them. Text sweeps have nothing to share."""
+def warm_caches(root: str, config_path: str, overrides: dict[str, Any], data_rev: str | None,
+                torch_threads: int | None = None) -> str:
+    """Do once, before the points start, what every point would otherwise do at the same time:
+    check out --data-rev's data version, and for images compute the real images' Inception
+    statistics (training set and evaluate.reference_dataset) and the domain classifier."""
     from components.config import load_config
     from components.data.hashing import folder_md5
     from components.runs import data_source
 
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)      # a LocalCluster's nanny sets one thread
     try:
         cfg = load_config(Path(root) / config_path if not Path(config_path).is_absolute() else config_path,
                           overrides)
+        source = data_source(Path(root), data_rev)
     except GenloopError as exc:
         return f"skipped ({exc}): the points will say so"
+    data_note = f"data version {data_rev} checked out; " if data_rev else ""
     if cfg.data.kind != "image":
-        return "text: nothing to warm"
+        return f"{data_note}text: nothing else to warm"
     from components.data.images import list_images, load_image_folder
-    from components.evaluation.run import domain_model, reference_statistics
+    from components.evaluation.run import domain_model, heldout_statistics, reference_dir, reference_statistics
     from components.training.device import pick_device
 
-    dataset_dir = data_source(Path(root), data_rev).data_dir / cfg.data.dataset
+    dataset_dir = source.data_dir / cfg.data.dataset
     if not dataset_dir.is_dir():
         return f"{dataset_dir} missing: every point will say so"
-    paths, md5 = ProjectPaths.at(root), folder_md5(dataset_dir)
+    paths, md5, device = ProjectPaths.at(root), folder_md5(dataset_dir), str(pick_device())
     data = load_image_folder(dataset_dir, cfg.data.labels, cfg.data.channels)
     files = [path for path, _ in list_images(dataset_dir)]
-    *_, cached = reference_statistics(data, cfg, md5, paths, str(pick_device()), files)
+    *_, cached = reference_statistics(data, cfg, md5, paths, device, files)
+    heldout = ""
+    if cfg.evaluate.reference_dataset:
+        heldout_statistics(cfg, reference_dir(cfg, files, paths), paths, device)
+        heldout = f", held-out reference {cfg.evaluate.reference_dataset} ready"
     domain_model(data, cfg, md5, paths)
-    return f"reference statistics {'cached' if cached else 'computed'}; domain classifier ready"
+    return f"{data_note}reference statistics {'cached' if cached else 'computed'}{heldout}; domain classifier ready"
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -191,6 +228,7 @@ class PointResult:
     audits_passed: bool = False
     seconds: float = 0.0
     worker: str = ""                # host:pid that ran it
+    threads: int = 0                # torch threads it trained with
 
     @property
     def label(self) -> str:
@@ -211,7 +249,7 @@ def point_result(point: SweepPoint, candidate: Candidate | None, error: BaseExce
     return PointResult(point.index, point.grid, point.seed, "ok", run_id=candidate.ctx.run_id,
                        run_dir=str(candidate.ctx.run_dir), metric=evaluated.metric, value=evaluated.value,
                        half_width=float(interval.get("half_width", 0.0)), audits_passed=audited.passed,
-                       seconds=candidate.seconds, worker=candidate.worker)
+                       seconds=candidate.seconds, worker=candidate.worker, threads=candidate.threads)
 
 
 @dataclass(frozen=True)
@@ -241,7 +279,7 @@ def _mean(values: list[float]) -> float:
 
 
 def summarize(results: list[PointResult], dataset_md5: str = "", protocol: dict[str, int] | None = None,
-              source: str = "") -> SweepSummary:
+              source: str = "", settings: dict[str, Any] | None = None) -> SweepSummary:
     """Per grid point: mean and sd over seeds. The seed spread is the pooled sd (each grid
     point's variance weighted by its degrees of freedom: the points are assumed to be equally
     noisy). The winner is the best run of the grid point with the best mean, among runs that
@@ -260,7 +298,7 @@ def summarize(results: list[PointResult], dataset_md5: str = "", protocol: dict[
     if dof:
         pooled = math.sqrt(sum((len(g.values) - 1) * g.sd ** 2 for g in measured) / dof)
         spread = SeedSpread(metric, pooled, sum(len(g.values) for g in measured), dataset_md5,
-                            dict(protocol or {}), source)
+                            dict(protocol or {}), source, dict(settings or {}))
     ranked = sorted((g for g in groups if any(r.eligible and r.label == g.label for r in results)),
                     key=lambda g: _mean([r.value for r in results if r.eligible and r.label == g.label]))
     winner, why = None, ""
@@ -289,18 +327,32 @@ def _fmt(x: float) -> str:
     return "-" if x is None or not math.isfinite(x) else f"{x:.4g}"
 
 
+def margin_note(policy: Any, spread: SeedSpread | None) -> str:
+    """Which noise the gate's margin covers for this model (`policy`: its GateConfig), said
+    whether or not this sweep promoted anything."""
+    sampling = ("evaluation sampling noise (the bootstrap half-width)" if policy.use_interval else
+                "no evaluation sampling noise (gate.use_interval: false)")
+    if policy.use_seed_spread:
+        measured = f"sd {spread.sd:.4g} over {spread.runs} runs" if spread else "the spread recorded by an earlier sweep"
+        return (f"The gate's margin covers {sampling} and training noise (gate.use_seed_spread: true): "
+                f"the seed half-width, 1.96 x {measured}, added in quadrature.")
+    found = f" (sd {spread.sd:.4g} here)" if spread else ""
+    return (f"The gate's margin covers {sampling} only, not training noise (gate.use_seed_spread: false); "
+            f"set it true to add the seed spread this sweep measured{found}.")
+
+
 def render_markdown(name: str, results: list[PointResult], summary: SweepSummary, decision: str,
-                    cluster: str, seconds: float) -> str:
+                    cluster: str, seconds: float, margin: str = "") -> str:
     m = summary.metric or "metric"
     lines = [f"# Sweep of {name}", "", f"{len(results)} runs on {cluster} in {seconds:.0f} s; "
              f"{sum(r.status != 'ok' for r in results)} failed.", "",
-             f"| point | seed | status | {m} | bootstrap half-width | audits | s | run |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"| point | seed | status | {m} | bootstrap half-width | audits | s | torch threads | run |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         status = "ok" if r.status == "ok" else f"FAILED: {r.error}"
         lines.append(f"| {r.label} | {r.seed} | {status} | {_fmt(r.value)} | {_fmt(r.half_width)} | "
                      f"{'pass' if r.audits_passed else ('FAIL' if r.status == 'ok' else '-')} | {r.seconds:.0f} | "
-                     f"{r.run_id or '-'} |")
+                     f"{r.threads or '-'} | {r.run_id or '-'} |")
     lines += ["", f"| point | finished seeds | mean {m} | sd over seeds | mean bootstrap half-width |",
               "|---|---|---|---|---|"]
     for g in summary.groups:
@@ -310,14 +362,25 @@ def render_markdown(name: str, results: list[PointResult], summary: SweepSummary
                    f"{_fmt(s.half_width)} (1.96 sd); the bootstrap half-width (evaluation sampling noise) "
                    f"averages {_fmt(summary.bootstrap_half_width)}." if s else
                    "Seed-to-seed spread: not measured (no grid point finished with two or more seeds)."),
-              "", f"Winner: {summary.why}.", "", f"Gate: {decision}", ""]
+              "", f"Winner: {summary.why}." + (
+                  f" It is the best of {len(best.values)} seeds, so its score is optimistic: a retraining of these "
+                  f"settings would score nearer their mean {_fmt(best.mean)}." if (best := _winning_group(summary))
+                  and len(best.values) > 1 else ""),
+              "", f"Gate: {decision}", ""] + ([margin, ""] if margin else [])
     return "\n".join(lines)
+
+
+def _winning_group(summary: SweepSummary) -> GroupStats | None:
+    if summary.winner is None:
+        return None
+    return next((g for g in summary.groups if g.label == summary.winner.label), None)
 
 
 def record(folder: Path, payload: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     """sweep.json and sweep.md, each written whole (temp file, then rename)."""
     out = []
-    for name, text in (("sweep.json", json.dumps(payload, indent=2, default=str)), ("sweep.md", markdown)):
+    body = json.dumps(_json_safe(payload), indent=2, default=str, allow_nan=False)
+    for name, text in (("sweep.json", body), ("sweep.md", markdown)):
         path = folder / name
         tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
         tmp.write_text(text)
@@ -326,8 +389,20 @@ def record(folder: Path, payload: dict[str, Any], markdown: str) -> tuple[Path, 
     return out[0], out[1]
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities (a failed point's score, a grid value) as null: strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def payload(name: str, config_path: str, grid: dict[str, list[Any]], seeds: list[int], results: list[PointResult],
-            summary: SweepSummary, decision: dict[str, Any], cluster: str, seconds: float) -> dict[str, Any]:
+            summary: SweepSummary, decision: dict[str, Any], cluster: str, seconds: float,
+            margin: str = "") -> dict[str, Any]:
     return {"name": name, "config": config_path, "grid": grid, "seeds": seeds, "cluster": cluster,
             "seconds": round(seconds, 2), "points": [asdict(r) for r in results],
             "groups": [asdict(g) for g in summary.groups],
@@ -335,7 +410,7 @@ def payload(name: str, config_path: str, grid: dict[str, list[Any]], seeds: list
             "seed_half_width": summary.spread.half_width if summary.spread else None,
             "bootstrap_half_width": summary.bootstrap_half_width,
             "winner": asdict(summary.winner) if summary.winner else None, "why": summary.why,
-            "gate": decision}
+            "gate": decision, "margin": margin}
 
 
 # -- the measured spread, for later gates ----------------------------------------------------------
@@ -366,7 +441,8 @@ def load_spread(root: Path | str, name: str, metric: str) -> SeedSpread:
     try:
         raw = json.loads(path.read_text())
         spread = SeedSpread(raw["metric"], float(raw["sd"]), int(raw["runs"]), raw["dataset_md5"],
-                            {k: int(v) for k, v in raw.get("protocol", {}).items()}, raw.get("source", ""))
+                            {k: int(v) for k, v in raw.get("protocol", {}).items()}, raw.get("source", ""),
+                            dict(raw.get("settings") or {}))
     except (ValueError, KeyError, TypeError) as exc:
         raise GenloopError(f"{path} is not a seed-spread record ({exc}); {hint}.") from None
     if spread.metric != metric:
@@ -377,6 +453,58 @@ def load_spread(root: Path | str, name: str, metric: str) -> SeedSpread:
     return spread
 
 
+def card_of(candidate: Candidate) -> Any:
+    """The gate's scorecard of a finished point (metric, interval, dataset md5, protocol)."""
+    from components.gate import Scorecard
+
+    evaluated = candidate.stages["evaluate"]
+    return Scorecard.of(evaluated.metric, evaluated.metrics, candidate.ctx.dataset_md5)
+
+
+def spread_to_record(spread: SeedSpread | None, cards: list[Any]) -> tuple[SeedSpread | None, str]:
+    """The measured spread to record for later gates, or None and why not: points evaluated
+    with different protocols (a grid over evaluate.samples) have different noise, so their
+    pooled sd stands for none of them."""
+    if spread is None:
+        return None, ""
+    protocols = [dict(p) for p in dict.fromkeys(tuple(sorted(c.protocol.items())) for c in cards)]
+    if len(protocols) > 1:
+        return None, (f"The spread was not recorded: the points were evaluated with {len(protocols)} different "
+                      f"protocols ({'; '.join(', '.join(f'{k} {v}' for k, v in p.items()) for p in protocols)}).")
+    return spread, ""
+
+
+def spread_for_winner(root: Path | str, name: str, recorded: SeedSpread | None, winner: Any,
+                      switched: bool) -> tuple[SeedSpread | None, str]:
+    """The spread the winner's gate gets, and "" or why the winner cannot be gated. With
+    gate.use_seed_spread on it must exist (this sweep's, else one recorded before) and be of
+    the winner's evaluation protocol; refusing here reports it instead of failing the sweep."""
+    if not switched:
+        return recorded, ""
+    try:
+        spread = recorded or load_spread(root, name, winner.metric)
+        spread.check(winner)
+    except GenloopError as exc:
+        return None, f"the winner was not gated: {exc}"
+    return spread, ""
+
+
+def require_spread_for(root: Path | str, config_path: str, overrides: dict[str, Any] | None) -> SeedSpread | None:
+    """`require_spread` from a config file: for flows, before they make a run folder."""
+    from components.config import load_config
+
+    path = Path(config_path) if Path(config_path).is_absolute() else Path(root) / config_path
+    return require_spread(root, load_config(path, overrides))
+
+
+def require_spread(root: Path | str, cfg: Any) -> SeedSpread | None:
+    """Before any training: with gate.use_seed_spread on, the recorded spread must be there
+    (the gate would refuse after training otherwise). None when the switch is off."""
+    if not cfg.gate.use_seed_spread:
+        return None
+    return load_spread(root, cfg.name, "fid" if cfg.data.kind == "image" else "perplexity")
+
+
 # -- the Dask cluster ------------------------------------------------------------------------------
 
 def check_scheduler(address: str, timeout: float = 5.0) -> int:
@@ -385,16 +513,26 @@ def check_scheduler(address: str, timeout: float = 5.0) -> int:
 
     try:
         with Client(address, timeout=timeout, set_as_default=False) as client:
-            workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            workers = client.scheduler_info(n_workers=-1)["workers"]
     except (OSError, TimeoutError, ValueError) as exc:
         raise GenloopError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}); start one with "
                            f"`dask scheduler` and `dask worker {address}` on machines that share this "
                            f"project folder, or leave out --dask-address for a local cluster.") from None
-    if workers == 0:
-        raise GenloopError(f"the Dask scheduler at {address} has no workers: start some with "
-                           f"`dask worker {address}` (on machines that see this project folder).")
-    return workers
+    start = f"`dask worker {address} --nthreads 1 --preload {WORKER_PRELOAD}`"
+    if not workers:
+        raise GenloopError(f"the Dask scheduler at {address} has no workers: start some with {start} "
+                           f"(on machines that see this project folder).")
+    # Points in threads of one process would share torch's global random state and thread
+    # count: two seeds at once would not train what either seed trains alone.
+    threaded = sorted(f"{w.get('name', addr)} ({w.get('nthreads')} threads)"
+                      for addr, w in workers.items() if int(w.get("nthreads") or 1) > 1)
+    if threaded:
+        raise GenloopError(f"Dask workers at {address} run several tasks at once in one process "
+                           f"({', '.join(threaded[:3])}{' ...' if len(threaded) > 3 else ''}), and runs that share "
+                           f"a process share torch's random state: start them with {start}, one per run "
+                           f"that should go at once.")
+    return len(workers)
 
 
 def local_cluster_kwargs(workers: int, cores: int | None = None) -> tuple[dict[str, Any], int]:

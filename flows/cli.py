@@ -34,6 +34,9 @@ def _setup() -> Path:
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "components")
+    # Prefect waits 20 s for its temporary API server; a busy 2-core machine (a CI runner, a sweep
+    # beside it) can take longer to start it, which failed a run before any stage began.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.console import configure_console
 
     configure_console()          # plain lines above progress bars; Prefect's per-run chatter kept in its log
@@ -179,9 +182,8 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
     if steps is not None:
         overrides["train.steps"] = steps
     cfg = load_config(config if config.is_absolute() else root / config, overrides)   # fail fast, before Prefect
-    if cfg.gate.use_seed_spread:
-        from components.sweep import load_spread
-        load_spread(root, cfg.name, "fid" if cfg.data.kind == "image" else "perplexity")
+    from components.sweep import require_spread
+    require_spread(root, cfg)                       # gate.use_seed_spread: the recorded spread is there
     if cfg.gate.require_approval:
         from flows.approval import require_server
         require_server("gate.require_approval")     # the pause must be reachable by `genloop approve`
@@ -216,7 +218,7 @@ def sweep(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
     metric and the seed-to-seed spread (training noise), and promote at most one winner through
     the normal gate. The spread is recorded for gate.use_seed_spread."""
     from components.config import load_config
-    from components.sweep import parse_grid, parse_seeds, plan_points
+    from components.sweep import check_grid, parse_grid, parse_seeds, plan_points
 
     root = _setup()
     overrides, parsed, seed_list = _parse_overrides(set_), parse_grid(grid), parse_seeds(seeds)
@@ -227,9 +229,11 @@ def sweep(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
     if cfg.gate.require_approval and promote:
         raise GenloopError("gate.require_approval pauses for a person; a sweep gates its winner without "
                            "pausing: run it with --no-promote, then `genloop run` the winning settings.")
-    if cfg.gate.use_seed_spread and promote and len(seed_list) < 2:     # no spread of its own: a recorded one
-        from components.sweep import load_spread
-        load_spread(root, cfg.name, "fid" if cfg.data.kind == "image" else "perplexity")
+    if promote and len(seed_list) < 2:              # no spread of its own: gate.use_seed_spread needs a recorded one
+        from components.sweep import require_spread
+        require_spread(root, cfg)
+    for refusal in check_grid(root, str(config), overrides, parsed):   # a typo'd key: refused before Dask starts
+        typer.echo(f"this grid point will fail: {refusal}", err=True)
     if data_rev:
         from components.data.versioning import md5_at_revision
         md5_at_revision(root, data_rev)

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from components import artifacts
 from components import sweep as sw
 from components.dashboard.workspace import record_run
 from components.errors import GenloopError
@@ -38,7 +39,12 @@ def sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[i
     folder = sw.sweep_dir(root, name)
     print(f"sweep {folder.name}: {len(points)} runs ({len(points) // len(seeds)} grid points x {len(seeds)} seeds) "
           f"on {cluster}")
-    print(f"warm caches: {warm.submit(root, config_path, points[0].overrides(base), data_rev).result()}")
+    warmed = warm.submit(root, config_path, points[0].overrides(base), data_rev, torch_threads)
+    warmed.wait()
+    found = warmed.state.result(raise_on_failure=False)
+    print(f"warm caches: {found}" if warmed.state.is_completed() else
+          f"warm caches failed ({type(found).__name__}: {str(found).strip().splitlines()[0] if str(found).strip() else ''}); "
+          f"each point computes what it needs")
     futures = [candidate.submit(root, config_path, p.overrides(base), data_rev, torch_threads) for p in points]
     results, candidates = [], {}
     for point, future in zip(points, futures):
@@ -53,42 +59,46 @@ def sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[i
         results.append(result)
         print(f"  {result.label} seed {result.seed}: " + (f"{result.metric} {result.value:.4g}" if result.status == "ok"
                                                           else f"FAILED ({result.error})"))
-    first = next((c for c in candidates.values()), None)
-    evaluated0 = first.stages["evaluate"] if first else None
-    protocol = {}
-    if evaluated0 is not None:
-        from components.gate import Scorecard
-
-        protocol = Scorecard.of(evaluated0.metric, evaluated0.metrics, first.ctx.dataset_md5).protocol
-    summary = sw.summarize(results, first.ctx.dataset_md5 if first else "", protocol, folder.name)
+    cards = {i: sw.card_of(c) for i, c in candidates.items()}
+    first = next(iter(cards.values()), None)
+    summary = sw.summarize(results, first.dataset_md5 if first else "", first.protocol if first else {}, folder.name,
+                           {"set": base, "grid": grid})
+    policy = load_config(Path(root) / config_path if not Path(config_path).is_absolute() else config_path, base).gate
     decision: dict[str, Any] = {"promoted": False, "reason": "no winner", "run_id": None, "model_tag": None}
-    if summary.spread is not None:
-        sw.save_spread(root, name, summary.spread)
-    spread, unusable = summary.spread, ""
-    switched = summary.winner is not None and candidates[summary.winner.index].ctx.config.gate.use_seed_spread
-    if promote and switched and spread is None:
-        try:                                       # too few seeds finished: the spread a sweep recorded before
-            spread = sw.load_spread(root, name, summary.metric)
-        except GenloopError as exc:
-            unusable = f"the winner was not gated: {exc}"
+    recorded, not_recorded = sw.spread_to_record(summary.spread, list(cards.values()))
+    if recorded is not None:
+        sw.save_spread(root, name, recorded)
+    elif not_recorded:
+        print(not_recorded)
+    spread, unusable = recorded, ""
+    if summary.winner is not None and promote:
+        won = candidates[summary.winner.index]
+        spread, unusable = sw.spread_for_winner(root, name, recorded, cards[summary.winner.index],
+                                                won.ctx.config.gate.use_seed_spread)
     if summary.winner is not None and promote and not unusable:
         won = candidates[summary.winner.index]
         ctx, st = won.ctx, won.stages
         gated = gate(ctx, st["evaluate"], st["audit"], spread)
         packaged = package(ctx, st["train"], st["evaluate"], st["audit"], gated)
         reported = report(ctx, st["evaluate"], st["audit"], gated)
-        write_summary(ctx, RunStages(st["validate"], st["augment"], st["train"], st["evaluate"], st["audit"],
-                                     gated, packaged, reported))
+        summary_of_run = write_summary(ctx, RunStages(st["validate"], st["augment"], st["train"], st["evaluate"],
+                                                      st["audit"], gated, packaged, reported))
+        about = f"genloop sweep {folder.name}, winner {ctx.run_id}: {'promoted' if gated.promote else 'not promoted'}"
+        create_table_artifact(artifacts.metrics_table(summary_of_run, st["train"], st["evaluate"], gated),
+                              key=artifacts.artifact_key("metrics", name), description=about)
+        create_markdown_artifact(artifacts.report_markdown(reported.markdown, st["evaluate"], ctx.run_dir),
+                                 key=artifacts.artifact_key("report", name), description=about)
         dashboard(root, ctx.run_dir)
         decision = {"promoted": gated.promote, "reason": gated.reason, "run_id": ctx.run_id,
                     "model_tag": packaged.model_tag, "bento_tag": packaged.bento_tag}
     elif summary.winner is not None:
         decision["reason"] = unusable or "--no-promote: the winner was not gated"
     seconds = time.perf_counter() - start
-    markdown = sw.render_markdown(name, results, summary, decision["reason"], cluster, seconds)
-    payload = sw.payload(name, config_path, grid, seeds, results, summary, decision, cluster, seconds)
+    margin = " ".join(filter(None, [sw.margin_note(policy, recorded), not_recorded]))
+    markdown = sw.render_markdown(name, results, summary, decision["reason"], cluster, seconds, margin)
+    payload = sw.payload(name, config_path, grid, seeds, results, summary, decision, cluster, seconds, margin)
     json_path, md_path = sw.record(folder, payload, markdown)
-    create_markdown_artifact(markdown, key=f"sweep-{name}".lower().replace("_", "-"),
+    create_markdown_artifact(markdown, key=artifacts.artifact_key("sweep", name),
                              description=f"genloop sweep {folder.name}")
     return {**payload, "sweep_dir": str(folder), "json": str(json_path), "markdown": str(md_path)}
 
@@ -128,6 +138,21 @@ def api_for_workers() -> Iterator[str]:
         server.stop()
 
 
+@contextlib.contextmanager
+def environ_kept() -> Iterator[None]:
+    """os.environ as it was, after the cluster is gone: a LocalCluster's nannies live in this
+    process and set OMP_NUM_THREADS=1 (and MKL_, OPENBLAS_, MALLOC_TRIM_THRESHOLD_) here before
+    spawning each worker (distributed.nanny.pre-spawn-environ) and never unset them; anything
+    started from this process later (a training subprocess) would run on one thread."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(before):
+            os.environ.pop(key, None)
+        os.environ.update({k: v for k, v in before.items() if os.environ.get(k) != v})
+
+
 def run_sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[int],
               overrides: dict[str, Any] | None = None, data_rev: str | None = None, promote: bool = True,
               workers: int = 1, dask_address: str | None = None) -> dict[str, Any]:
@@ -148,6 +173,15 @@ def run_sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: li
         kwargs, threads = sw.local_cluster_kwargs(workers)
         runner = DaskTaskRunner(cluster_kwargs=kwargs)
         where = f"a local Dask cluster of {workers} worker{'s' if workers > 1 else ''} x {threads} torch threads"
-    with api_for_workers():
+    import dask
+    import torch
+
+    torch.get_num_threads()          # this process's thread pools sized now, before the nannies change the env
+    # The nannies give every worker OMP/MKL/OPENBLAS_NUM_THREADS=1 (Dask's default, for many
+    # one-thread tasks); a local worker runs one run at a time on its share of the cores.
+    spawn_env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    if threads:
+        spawn_env.update({k: threads for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    with api_for_workers(), environ_kept(), dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
         return sweep.with_options(task_runner=runner)(root, config_path, grid, seeds, overrides, data_rev, promote,
                                                       threads, where)

@@ -13,6 +13,7 @@ from components.dashboard.workspace import record_run
 from components.results import RunStages
 from components.runs import prepare_run
 from components.summary import write_summary
+from components.sweep import require_spread_for
 from flows.approval import await_approval, require_server
 
 _task = task(cache_policy=NO_CACHE, retries=0)
@@ -32,6 +33,7 @@ dashboard = _task(record_run, name="dashboard")
 @flow(name="genloop-retrain", log_prints=True)
 def retrain(root: str, config_path: str, overrides: dict | None = None,
             data_rev: str | None = None) -> dict:
+    require_spread_for(root, config_path, overrides)   # deployed runs too: gate.use_seed_spread, nothing recorded
     ctx = prepare(root, config_path, overrides, data_rev)
     if ctx.config.gate.require_approval:
         require_server("gate.require_approval")          # before training, not after

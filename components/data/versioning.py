@@ -223,6 +223,8 @@ def materialize_revision(root: Path, rev: str) -> tuple[Path, str, str]:
     if dest.is_dir() and folder_md5(dest) == md5:
         return dest, sha, md5
     with dvc_lock(root):
+        if dest.is_dir() and folder_md5(dest) == md5:     # another process (a sweep's worker) got it first
+            return dest, sha, md5
         try:
             fs = DVCFileSystem(url=str(root), rev=sha)
             with atomic_dir(dest) as tmp:

@@ -28,10 +28,14 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, subsets: int =
 
 def precision_recall_density_coverage(real: np.ndarray, fake: np.ndarray) -> dict:
     """prdc: precision and recall with k=3, density and coverage with k=5 (Naeem et al. 2020)."""
+    import contextlib
+    import io
+
     from prdc import compute_prdc
 
-    pr = compute_prdc(real_features=real, fake_features=fake, nearest_k=3)
-    dc = compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    with contextlib.redirect_stdout(io.StringIO()):      # prdc prints "Num real: N Num fake: M" on every call
+        pr = compute_prdc(real_features=real, fake_features=fake, nearest_k=3)
+        dc = compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
     return {"precision": float(pr["precision"]), "recall": float(pr["recall"]),
             "density": float(dc["density"]), "coverage": float(dc["coverage"])}
 

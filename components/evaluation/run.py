@@ -43,10 +43,20 @@ def heldout_fid(fake_features: np.ndarray, cfg: RunConfig, folder: Path, paths: 
     """FID of the generated features against evaluate.reference_samples images of a held-out
     folder (the same seeded pick, the same per-file and per-dataset caches as the main
     reference), e.g. 10k generated vs Fashion-MNIST's 10k test images, as papers report."""
+    from components.evaluation.fid import feature_stats, frechet_distance
+
+    mu, sigma, md5, count = heldout_statistics(cfg, folder, paths, device)
+    return {"fid_heldout": frechet_distance(*feature_stats(fake_features), mu, sigma),
+            "heldout_reference": {"dataset": cfg.evaluate.reference_dataset, "dataset_md5": md5,
+                                  "samples": count}}
+
+
+def heldout_statistics(cfg: RunConfig, folder: Path, paths: ProjectPaths, device: str):
+    """The held-out reference's Inception statistics (cached): (mu, sigma, folder md5, count)."""
     from components.data.hashing import folder_md5
     from components.data.images import list_images
     from components.errors import GenloopError
-    from components.evaluation.fid import feature_stats, frechet_distance, reference_stats
+    from components.evaluation.fid import reference_stats
     from components.monitoring.embeddings import image_embeddings
 
     files = [path for path, _ in list_images(folder)] if folder.is_dir() else []
@@ -60,9 +70,7 @@ def heldout_fid(fake_features: np.ndarray, cfg: RunConfig, folder: Path, paths: 
         return image_embeddings(chosen, cfg.data.channels, paths.feature_cache, device)[0]
 
     mu, sigma, _, _ = reference_stats(None, md5, paths.fid_cache, device, features_of, count=len(chosen))
-    return {"fid_heldout": frechet_distance(*feature_stats(fake_features), mu, sigma),
-            "heldout_reference": {"dataset": cfg.evaluate.reference_dataset, "dataset_md5": md5,
-                                  "samples": len(chosen)}}
+    return mu, sigma, md5, len(chosen)
 
 
 def reference_statistics(data, cfg: RunConfig, dataset_md5: str, paths: ProjectPaths, device: str,

@@ -188,5 +188,10 @@ def test_the_gate_with_the_seed_spread_switch_reads_what_a_sweep_recorded(chain,
     gated = stages.gate(switched, chain["evaluate"], chain["audit"])
     assert not gated.promote and "training noise (seed half-width 7.84 = 1.96 x sd 4 over 5 seeds)" in gated.reason
     assert gated.challenger.seed_runs == 5
+    assert gated.reason.startswith("seed spread sd 4 over 5 runs from sweep-test. ")
     recorded = json.loads((ctx.run_dir / "gate.json").read_text())
     assert recorded["seed_spread"]["source"] == "sweep-test" and recorded["challenger"]["seed_sd"] == 4.0
+    other = SeedSpread("fid", 4.0, 5, ctx.dataset_md5, {"samples": 99999, "reference_samples": 24}, "sweep-other")
+    with pytest.raises(GenloopError, match="sweep-other was measured with another evaluation protocol"):
+        stages.gate(switched, chain["evaluate"], chain["audit"], other)
+    assert not stages.gate(ctx, chain["evaluate"], chain["audit"], other).promote   # switch off: not checked, not used

@@ -136,3 +136,179 @@ def test_an_unreachable_dask_scheduler_is_one_line():
 
     with pytest.raises(GenloopError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9 .*dask scheduler"):
         check_scheduler("tcp://127.0.0.1:9", timeout=2)
+
+
+def test_a_recorded_spread_stands_only_for_the_same_protocol_and_says_when_the_data_moved():
+    spread = SeedSpread("fid", 2.0, 5, "old-md5", {"samples": 500, "reference_samples": 500}, "sweep-7",
+                        {"set": {"train.steps": 300}, "grid": {}})
+    same = Scorecard("fid", 20.0, 1.0, "old-md5", {"samples": 500, "reference_samples": 500})
+    moved = Scorecard("fid", 20.0, 1.0, "new-md5", {"samples": 500, "reference_samples": 500})
+    assert spread.check(same) == "seed spread sd 2 over 5 runs from sweep-7 (its --set train.steps=300). "
+    assert "from sweep-7 (its --set train.steps=300), measured on dataset md5 old-md5, this run's data is new-md5" \
+        in spread.check(moved)
+    other = Scorecard("fid", 20.0, 1.0, "old-md5", {"samples": 2000, "reference_samples": 500})
+    with pytest.raises(GenloopError, match="another evaluation protocol \\(samples 500 there vs 2000 here\\)"):
+        spread.check(other)
+
+
+def test_the_record_keeps_the_settings_the_spread_was_measured_under(tmp_path):
+    spread = SeedSpread("fid", 3.5, 5, "md5", {}, "sweep-1", {"set": {"train.steps": 300}, "grid": {"train.lr": [1e-4]}})
+    save_spread(tmp_path, "m", spread)
+    assert load_spread(tmp_path, "m", "fid").settings == {"set": {"train.steps": 300}, "grid": {"train.lr": [1e-4]}}
+    s = summarize([_r(0, 1, 0, 10.0), _r(1, 1, 1, 12.0)], "md5", {}, "sweep-2", {"set": {"a": 1}, "grid": {}})
+    assert s.spread.settings == {"set": {"a": 1}, "grid": {}}
+
+
+def test_the_switch_off_needs_no_record_and_on_needs_one(tmp_path):
+    from components.config import load_config
+    from components.sweep import require_spread
+    from tests.conftest import REPO
+
+    cfg = load_config(REPO / "configs" / "dcgan-digits.yaml")
+    assert require_spread(tmp_path, cfg) is None
+    on = load_config(REPO / "configs" / "dcgan-digits.yaml", {"gate.use_seed_spread": True})
+    with pytest.raises(GenloopError, match="no seed spread has been measured for 'dcgan-digits'"):
+        require_spread(tmp_path, on)
+    save_spread(tmp_path, "dcgan-digits", SeedSpread("fid", 1.0, 3, "md5"))
+    assert require_spread(tmp_path, on).sd == 1.0
+
+
+def test_a_typo_in_a_grid_key_is_refused_before_anything_runs_and_bad_values_only_warn():
+    from components.sweep import check_grid
+    from tests.conftest import REPO
+
+    config = str(REPO / "configs" / "dcgan-digits.yaml")
+    with pytest.raises(GenloopError, match=r"--grid train.lrr: config: unknown key 'train.lrr'"):
+        check_grid(REPO, config, {}, {"train.lrr": [1e-4, 2e-4]})
+    refused = check_grid(REPO, config, {}, {"train.lr": [2e-4, math.nan]})
+    assert len(refused) == 1 and refused[0].startswith("train.lr=nan: config: train.lr must be > 0")
+    with pytest.raises(GenloopError, match="no grid point has a config genloop accepts; the first: train.lr=-1"):
+        check_grid(REPO, config, {}, {"train.lr": [-1, math.nan]})
+
+
+def test_the_margin_note_says_which_noise_is_covered_with_and_without_the_switch():
+    from components.sweep import margin_note
+
+    spread = SeedSpread("fid", 1.87, 4, "md5")
+    off = margin_note(GateConfig(), spread)
+    assert "evaluation sampling noise (the bootstrap half-width) only, not training noise" in off
+    assert "(sd 1.87 here)" in off
+    on = margin_note(GateConfig(use_seed_spread=True), spread)
+    assert "and training noise (gate.use_seed_spread: true): the seed half-width, 1.96 x sd 1.87 over 4 runs" in on
+    assert "no evaluation sampling noise" in margin_note(GateConfig(use_interval=False), None)
+
+
+def test_the_markdown_says_the_winner_is_a_best_of_seeds_and_the_margin():
+    from components.sweep import render_markdown
+
+    results = [_r(0, 1, 0, 10.0), _r(1, 1, 1, 14.0)]
+    md = render_markdown("m", results, summarize(results), "PROMOTE: ...", "Dask", 3.0, "The gate's margin covers X.")
+    assert "best of 2 seeds, so its score is optimistic" in md and "nearer their mean 12" in md
+    assert md.rstrip().endswith("The gate's margin covers X.")
+
+
+def test_a_dask_worker_with_several_threads_is_refused():
+    from distributed import LocalCluster
+
+    from components.sweep import check_scheduler
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
+        with pytest.raises(GenloopError, match=r"run several tasks at once in one process .*--nthreads 1"):
+            check_scheduler(cluster.scheduler_address)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        assert check_scheduler(cluster.scheduler_address) == 2
+
+
+def test_the_terminal_summary_shows_each_run_the_spread_the_winner_and_the_margin(capsys):
+    from dataclasses import asdict
+
+    from components.summary import render_sweep
+
+    results = [_r(0, 1, 0, 10.0), _r(1, 1, 1, 14.0), _r(2, 2, 0, 0.0, status="failed")]
+    summary = summarize(results, "md5", {}, "sweep-1")
+    result = {"sweep_dir": "/x/runs/sweep-1", "cluster": "Dask", "points": [asdict(r) for r in results],
+              "groups": [asdict(g) for g in summary.groups], "seed_spread": asdict(summary.spread),
+              "seed_half_width": summary.spread.half_width, "bootstrap_half_width": 2.0, "why": summary.why,
+              "gate": {"promoted": False, "reason": "--no-promote: the winner was not gated"}, "seconds": 5.0,
+              "margin": "The gate's margin covers evaluation sampling noise only."}
+    render_sweep(result)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "FAILED: boom" in out and "sd 2.828 over 2 runs, half-width 5.544" in out
+    assert "winner: train.lr=1: best mean fid" in out and "NOT PROMOTED: --no-promote" in out
+    assert "The gate's margin covers evaluation sampling noise only." in out
+
+
+def test_one_value_twice_in_a_grid_is_refused():
+    with pytest.raises(GenloopError, match="gives one value twice"):
+        parse_grid(["train.lr=1e-4,0.0001"])
+
+
+def test_the_record_is_strict_json_and_a_nan_score_is_null(tmp_path):
+    from components.sweep import record
+
+    json_path, _ = record(tmp_path, {"points": [{"value": math.nan, "grid": {"train.lr": math.inf}}], "ok": 1.5}, "md")
+    assert json.loads(json_path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}")) == \
+        {"points": [{"value": None, "grid": {"train.lr": None}}], "ok": 1.5}
+
+
+def test_points_of_different_protocols_record_no_spread():
+    from components.sweep import spread_to_record
+
+    spread = SeedSpread("fid", 2.0, 4, "md5", {"samples": 500, "reference_samples": 500})
+    cards = [Scorecard("fid", 1.0, 0.0, "md5", {"samples": n, "reference_samples": 500}) for n in (500, 500, 1000)]
+    assert spread_to_record(spread, cards[:2]) == (spread, "")
+    kept, why = spread_to_record(spread, cards)
+    assert kept is None and "2 different protocols (reference_samples 500, samples 500; reference_samples 500, " \
+                               "samples 1000)" in why
+
+
+def test_the_winner_is_reported_not_gated_when_the_switch_needs_a_spread_it_cannot_use(tmp_path):
+    from components.sweep import spread_for_winner
+
+    card = Scorecard("fid", 1.0, 0.0, "md5", {"samples": 500, "reference_samples": 500})
+    assert spread_for_winner(tmp_path, "m", None, card, switched=False) == (None, "")
+    spread, why = spread_for_winner(tmp_path, "m", None, card, switched=True)
+    assert spread is None and why.startswith("the winner was not gated: gate.use_seed_spread is on but no seed spread")
+    other = SeedSpread("fid", 2.0, 4, "md5", {"samples": 2000, "reference_samples": 500}, "sweep-9")
+    save_spread(tmp_path, "m", other)
+    spread, why = spread_for_winner(tmp_path, "m", None, card, switched=True)
+    assert spread is None and "sweep-9 was measured with another evaluation protocol" in why
+    mine = SeedSpread("fid", 2.0, 4, "md5", {"samples": 500, "reference_samples": 500})
+    assert spread_for_winner(tmp_path, "m", mine, card, switched=True) == (mine, "")
+
+
+def test_the_environment_the_nannies_change_is_put_back():
+    import os
+
+    from flows.sweep import environ_kept
+
+    os.environ["GENLOOP_TEST_KEEP"] = "mine"
+    os.environ.pop("GENLOOP_TEST_NEW", None)
+    try:
+        with environ_kept():
+            os.environ["GENLOOP_TEST_NEW"] = "1"
+            os.environ["GENLOOP_TEST_KEEP"] = "theirs"
+        assert os.environ["GENLOOP_TEST_KEEP"] == "mine" and "GENLOOP_TEST_NEW" not in os.environ
+        with environ_kept():
+            del os.environ["GENLOOP_TEST_KEEP"]
+        assert os.environ["GENLOOP_TEST_KEEP"] == "mine"
+    finally:
+        os.environ.pop("GENLOOP_TEST_KEEP", None)
+
+
+@pytest.mark.slow
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    import secrets
+
+    from components.data.versioning import init_data
+    from components.runs import prepare_run
+    from tests.conftest import make_project
+
+    root = make_project(tmp_path / "p")
+    init_data(root)
+    tokens = iter(["aaaa", "aaaa", "bbbb"])
+    monkeypatch.setattr(secrets, "token_hex", lambda n: next(tokens))
+    monkeypatch.setattr("time.strftime", lambda fmt: "20260101-000000")
+    first = prepare_run(root, "configs/dcgan-digits.yaml")
+    second = prepare_run(root, "configs/dcgan-digits.yaml")
+    assert (first.run_id, second.run_id) == ("20260101-000000-dcgan-digits-aaaa", "20260101-000000-dcgan-digits-bbbb")

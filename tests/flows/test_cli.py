@@ -46,6 +46,7 @@ def test_unknown_config_key_names_it(tmp_path):
 @pytest.mark.parametrize("args,says", [
     (["--grid", "train.lr"], "--grid takes KEY=V1,V2"),
     (["--seeds", "0,0"], "--seeds must list distinct integers"),
+    (["--grid", "train.lrr=1e-3,1e-4"], "--grid train.lrr: config: unknown key 'train.lrr'"),
     (["--grid", "train.lr=1e-3", "--dask-address", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler at "
                                                                           "tcp://127.0.0.1:9"),
 ])

@@ -138,6 +138,17 @@ def test_validation_failure_stops_before_training(data_project, prefect_harness,
         shutil.rmtree(bad)
 
 
+def test_a_deployed_run_needing_a_seed_spread_that_is_not_recorded_stops_before_training(data_project,
+                                                                                        prefect_harness):
+    """The deployments call the flow, not `genloop run`: the flow itself checks gate.use_seed_spread."""
+    from flows.training import retrain
+
+    with pytest.raises(GenloopError, match="no seed spread has been measured for 'dcgan-spreadless'.*genloop sweep"):
+        retrain(str(data_project), "configs/dcgan-digits.yaml",
+                {**TINY_DCGAN, "name": "dcgan-spreadless", "gate.use_seed_spread": True})
+    assert not list((data_project / "runs").glob("*dcgan-spreadless*"))      # stopped before any run folder
+
+
 def test_charlm_flow_reports_perplexity(data_project, prefect_harness):
     from flows.training import retrain
 
