@@ -333,9 +333,12 @@ def margin_note(policy: Any, spread: SeedSpread | None) -> str:
     sampling = ("evaluation sampling noise (the bootstrap half-width)" if policy.use_interval else
                 "no evaluation sampling noise (gate.use_interval: false)")
     if policy.use_seed_spread:
-        measured = f"sd {spread.sd:.4g} over {spread.runs} runs" if spread else "the spread recorded by an earlier sweep"
+        if spread is None:
+            return (f"The gate's margin covers {sampling} and training noise (gate.use_seed_spread: true): 1.96 x "
+                    f"the seed sd an earlier sweep recorded for this model (this sweep recorded none), added in "
+                    f"quadrature.")
         return (f"The gate's margin covers {sampling} and training noise (gate.use_seed_spread: true): "
-                f"the seed half-width, 1.96 x {measured}, added in quadrature.")
+                f"the seed half-width, 1.96 x sd {spread.sd:.4g} over {spread.runs} runs, added in quadrature.")
     found = f" (sd {spread.sd:.4g} here)" if spread else ""
     return (f"The gate's margin covers {sampling} only, not training noise (gate.use_seed_spread: false); "
             f"set it true to add the seed spread this sweep measured{found}.")
@@ -365,7 +368,7 @@ def render_markdown(name: str, results: list[PointResult], summary: SweepSummary
               "", f"Winner: {summary.why}." + (
                   f" It is the best of {len(best.values)} seeds, so its score is optimistic: a retraining of these "
                   f"settings would score nearer their mean {_fmt(best.mean)}." if (best := _winning_group(summary))
-                  and len(best.values) > 1 else ""),
+                  and len(best.values) > 1 and best.sd > 0 else ""),
               "", f"Gate: {decision}", ""] + ([margin, ""] if margin else [])
     return "\n".join(lines)
 

@@ -208,8 +208,9 @@ def sweep(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
           workers: int = typer.Option(0, "--workers", help="Worker processes of the local Dask cluster; the "
                                       "machine's cores are split between them (0: one per 2 cores, at least 1)."),
           dask_address: Optional[str] = typer.Option(None, "--dask-address", help="Run on the Dask scheduler at "
-                                                     "tcp://HOST:PORT instead (its workers must see this project "
-                                                     "folder at the same path, and PREFECT_API_URL a server)."),
+                                                     "tcp://HOST:PORT instead (workers started with --nthreads 1 "
+                                                     "--preload flows.dask_worker, seeing this project folder at "
+                                                     "the same path; PREFECT_API_URL a server)."),
           promote: bool = typer.Option(True, "--promote/--no-promote", help="Gate the winner against the "
                                        "champion (and package it when it passes), or only report."),
           data_rev: Optional[str] = typer.Option(None, "--data-rev", help="Train on data.dvc's version at this "

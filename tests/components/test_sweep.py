@@ -196,6 +196,8 @@ def test_the_margin_note_says_which_noise_is_covered_with_and_without_the_switch
     on = margin_note(GateConfig(use_seed_spread=True), spread)
     assert "and training noise (gate.use_seed_spread: true): the seed half-width, 1.96 x sd 1.87 over 4 runs" in on
     assert "no evaluation sampling noise" in margin_note(GateConfig(use_interval=False), None)
+    assert "an earlier sweep recorded for this model (this sweep recorded none)" in \
+        margin_note(GateConfig(use_seed_spread=True), None)
 
 
 def test_the_markdown_says_the_winner_is_a_best_of_seeds_and_the_margin():
