@@ -224,6 +224,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
     return cfg
 
 
+def load_project_config(root: str | Path, config_path: str | Path,
+                        overrides: dict[str, Any] | None = None) -> RunConfig:
+    """`load_config` of a path given relative to the project root (or absolute)."""
+    path = Path(config_path)
+    return load_config(path if path.is_absolute() else Path(root) / path, overrides)
+
+
 def check_dataset_path(key: str, value: str) -> None:
     """A dataset is a folder under data/, named by a relative path that stays inside it."""
     parts = PurePosixPath(value).parts

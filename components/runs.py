@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import RunConfig, build_dataclass, load_config
+from components.config import RunConfig, build_dataclass, load_project_config
 from components.errors import GenloopError
 from components.paths import ProjectPaths
 
@@ -95,7 +95,7 @@ def prepare_run(root: Path | str, config_path: str, overrides: dict[str, Any] | 
     from components.data.hashing import folder_md5
 
     paths = ProjectPaths.at(root)
-    cfg = load_config(config_path if Path(config_path).is_absolute() else paths.root / config_path, overrides)
+    cfg = load_project_config(paths.root, config_path, overrides)
     source = data_source(paths.root, data_rev)
     dataset_dir = source.data_dir / cfg.data.dataset
     if not dataset_dir.is_dir():

@@ -118,14 +118,13 @@ def check_grid(root: Path | str, config_path: str, base: dict[str, Any], grid: d
     have (a typo) would fail every point, and so would a grid none of whose combinations loads:
     refused here, in one line. A combination that is only refused on its value (train.lr=nan)
     is left to fail as its own points, reported beside the others. Returns those refusals."""
-    from components.config import load_config
+    from components.config import load_project_config
 
-    path = Path(config_path) if Path(config_path).is_absolute() else Path(root) / config_path
     refused: list[str] = []
     combos = plan_points(grid, [0])
     for point in combos:
         try:
-            load_config(path, {**base, **point.grid})
+            load_project_config(root, config_path, {**base, **point.grid})
         except GenloopError as exc:
             if "unknown key" in str(exc):
                 raise GenloopError(f"--grid {', '.join(grid)}: {exc}") from None
@@ -175,7 +174,7 @@ def warm_caches(root: str, config_path: str, overrides: dict[str, Any], data_rev
     """Do once, before the points start, what every point would otherwise do at the same time:
     check out --data-rev's data version, and for images compute the real images' Inception
     statistics (training set and evaluate.reference_dataset) and the domain classifier."""
-    from components.config import load_config
+    from components.config import load_project_config
     from components.data.hashing import folder_md5
     from components.runs import data_source
 
@@ -184,8 +183,7 @@ def warm_caches(root: str, config_path: str, overrides: dict[str, Any], data_rev
 
         torch.set_num_threads(torch_threads)      # a LocalCluster's nanny sets one thread
     try:
-        cfg = load_config(Path(root) / config_path if not Path(config_path).is_absolute() else config_path,
-                          overrides)
+        cfg = load_project_config(root, config_path, overrides)
         source = data_source(Path(root), data_rev)
     except GenloopError as exc:
         return f"skipped ({exc}): the points will say so"
@@ -494,10 +492,9 @@ def spread_for_winner(root: Path | str, name: str, recorded: SeedSpread | None, 
 
 def require_spread_for(root: Path | str, config_path: str, overrides: dict[str, Any] | None) -> SeedSpread | None:
     """`require_spread` from a config file: for flows, before they make a run folder."""
-    from components.config import load_config
+    from components.config import load_project_config
 
-    path = Path(config_path) if Path(config_path).is_absolute() else Path(root) / config_path
-    return require_spread(root, load_config(path, overrides))
+    return require_spread(root, load_project_config(root, config_path, overrides))
 
 
 def require_spread(root: Path | str, cfg: Any) -> SeedSpread | None:

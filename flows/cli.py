@@ -172,7 +172,7 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
         data_rev: Optional[str] = typer.Option(None, "--data-rev", help="Train on data.dvc's version at this "
                                                "git revision, fetched from the DVC remote.")) -> None:
     """Run the retraining flow (Prefect): validate -> augment -> train -> evaluate -> audit -> gate -> package."""
-    from components.config import load_config
+    from components.config import load_project_config
     from components.data.versioning import current_version
 
     root = _setup()
@@ -181,7 +181,7 @@ def run(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="YAM
         overrides["seed"] = seed
     if steps is not None:
         overrides["train.steps"] = steps
-    cfg = load_config(config if config.is_absolute() else root / config, overrides)   # fail fast, before Prefect
+    cfg = load_project_config(root, config, overrides)   # fail fast, before Prefect
     from components.sweep import require_spread
     require_spread(root, cfg)                       # gate.use_seed_spread: the recorded spread is there
     if cfg.gate.require_approval:
@@ -218,7 +218,7 @@ def sweep(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
     """Run a grid x seeds of retraining runs on Dask (Prefect's DaskTaskRunner), report each point's
     metric and the seed-to-seed spread (training noise), and promote at most one winner through
     the normal gate. The spread is recorded for gate.use_seed_spread."""
-    from components.config import load_config
+    from components.config import load_project_config
     from components.sweep import check_grid, parse_grid, parse_seeds, plan_points
 
     root = _setup()
@@ -226,7 +226,7 @@ def sweep(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help="Y
     if workers < 0:
         raise GenloopError(f"--workers must be >= 1 (or 0: one per 2 cores), got {workers}.")
     workers = workers or max(1, (os.cpu_count() or 1) // 2)
-    cfg = load_config(config if config.is_absolute() else root / config, overrides)    # the shared part, before Dask
+    cfg = load_project_config(root, config, overrides)    # the shared part, before Dask
     if cfg.gate.require_approval and promote:
         raise GenloopError("gate.require_approval pauses for a person; a sweep gates its winner without "
                            "pausing: run it with --no-promote, then `genloop run` the winning settings.")
@@ -394,11 +394,11 @@ def schedule(config: Path = typer.Option(Path("configs/dcgan-digits.yaml"), help
 
     Needs a Prefect server: `prefect server start`, then PREFECT_API_URL=http://127.0.0.1:4200/api.
     """
-    from components.config import load_config
+    from components.config import load_project_config
 
     root = _setup()
     overrides = _parse_overrides(set_)
-    cfg = load_config(config if config.is_absolute() else root / config, overrides)
+    cfg = load_project_config(root, config, overrides)
     from prefect.settings import PREFECT_API_URL
 
     if not (os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()):

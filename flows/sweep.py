@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 from prefect import flow, task
@@ -30,11 +29,12 @@ dashboard = task(record_run, name="dashboard", cache_policy=NO_CACHE)
 def sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[int],
           overrides: dict[str, Any] | None = None, data_rev: str | None = None, promote: bool = True,
           torch_threads: int | None = None, cluster: str = "Dask") -> dict[str, Any]:
-    from components.config import load_config
+    from components.config import load_project_config
 
     start = time.perf_counter()
     base = dict(overrides or {})
-    name = load_config(Path(root) / config_path if not Path(config_path).is_absolute() else config_path, base).name
+    shared = load_project_config(root, config_path, base)       # the name and gate policy every point shares
+    name = shared.name
     points = sw.plan_points(grid, seeds)
     folder = sw.sweep_dir(root, name)
     print(f"sweep {folder.name}: {len(points)} runs ({len(points) // len(seeds)} grid points x {len(seeds)} seeds) "
@@ -63,7 +63,6 @@ def sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[i
     first = next(iter(cards.values()), None)
     summary = sw.summarize(results, first.dataset_md5 if first else "", first.protocol if first else {}, folder.name,
                            {"set": base, "grid": grid})
-    policy = load_config(Path(root) / config_path if not Path(config_path).is_absolute() else config_path, base).gate
     decision: dict[str, Any] = {"promoted": False, "reason": "no winner", "run_id": None, "model_tag": None}
     recorded, not_recorded = sw.spread_to_record(summary.spread, list(cards.values()))
     if recorded is not None:
@@ -71,12 +70,11 @@ def sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[i
     elif not_recorded:
         print(not_recorded)
     spread, unusable = recorded, ""
-    if summary.winner is not None and promote:
-        won = candidates[summary.winner.index]
+    won = candidates[summary.winner.index] if summary.winner is not None and promote else None
+    if won is not None:
         spread, unusable = sw.spread_for_winner(root, name, recorded, cards[summary.winner.index],
                                                 won.ctx.config.gate.use_seed_spread)
-    if summary.winner is not None and promote and not unusable:
-        won = candidates[summary.winner.index]
+    if won is not None and not unusable:
         ctx, st = won.ctx, won.stages
         gated = gate(ctx, st["evaluate"], st["audit"], spread)
         packaged = package(ctx, st["train"], st["evaluate"], st["audit"], gated)
@@ -94,7 +92,7 @@ def sweep(root: str, config_path: str, grid: dict[str, list[Any]], seeds: list[i
     elif summary.winner is not None:
         decision["reason"] = unusable or "--no-promote: the winner was not gated"
     seconds = time.perf_counter() - start
-    margin = " ".join(filter(None, [sw.margin_note(policy, recorded), not_recorded]))
+    margin = " ".join(filter(None, [sw.margin_note(shared.gate, recorded), not_recorded]))
     markdown = sw.render_markdown(name, results, summary, decision["reason"], cluster, seconds, margin)
     payload = sw.payload(name, config_path, grid, seeds, results, summary, decision, cluster, seconds, margin)
     json_path, md_path = sw.record(folder, payload, markdown)
