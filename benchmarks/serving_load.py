@@ -463,6 +463,51 @@ def load_runs(name: str, url: str, body: dict, items: int, opts, seconds: float,
     return rows
 
 
+def merge_rounds(runs: list[dict]) -> dict:
+    """One row from the interleaved rounds of one target and client count: requests/s over
+    the rounds' total time, p50 the median of the rounds' p50s, p99 the largest p99, the
+    counts summed; each round's row kept under `rounds`."""
+    seconds = sum(r["seconds"] or 0 for r in runs)
+    ok = sum(r["ok"] for r in runs)
+    answered = sum(r["answered"] for r in runs)
+    row = {**runs[0], "seconds": seconds, "ok": ok, "answered": answered,
+           "rps": round(answered / seconds, 2) if seconds else None,
+           "ok_rps": round(ok / seconds, 2) if seconds else None,
+           "p50_s": statistics.median([r["p50_s"] for r in runs if r["p50_s"] is not None] or [None]),
+           "p99_s": max([r["p99_s"] for r in runs if r["p99_s"] is not None], default=None),
+           "non_2xx": sum(r["non_2xx"] for r in runs), "errors": sum(r["errors"] for r in runs),
+           "rounds": [{k: r.get(k) for k in ("seconds", "ok_rps", "p50_s", "p99_s")} for r in runs]}
+    row["items_per_s"] = round(row["ok_rps"] * row["items_per_request"], 2) if row["ok_rps"] is not None else None
+    return row
+
+
+def interleaved_runs(targets: list[tuple[str, str, dict, int]], opts, tmp: Path) -> list[dict]:
+    """`targets` (name, url, body, items) loaded in turn, client count by client count, for
+    opts.rounds rounds of duration / rounds seconds each: a machine whose speed drifts (a
+    shared host) moves every target's figure alike, so the ratios hold."""
+    runs: dict[tuple[str, int], list[dict]] = {}
+    seconds = opts.duration / opts.rounds
+    for round_ in range(opts.rounds):
+        for clients in opts.clients:
+            for name, url, body, items in targets:
+                one = SimpleOpts(clients=(clients,), tool=opts.tool, token=opts.token)
+                runs.setdefault((name, clients), []).extend(load_runs(f"{name} [{round_ + 1}]", url, body, items,
+                                                                      one, seconds, tmp))
+    rows = []
+    for (name, _), got in runs.items():
+        row = merge_rounds(got)
+        row["target"] = name
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class SimpleOpts:
+    clients: tuple
+    tool: str
+    token: str
+
+
 def ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1e3:.1f}"
 
@@ -533,6 +578,21 @@ def bare(model_name: str, quick: bool, bento_tag: str | None = None) -> dict:
                                 "requests_per_s": round(batch / seconds, 2)})
             log(f"bare {model_name} batch {batch} x {TEXT_TOKENS} tokens: {seconds:.2f} s, "
                 f"{batch * TEXT_TOKENS / seconds:,.0f} tokens/s")
+        # the same sampling with the server's torch threads (serving.torch_threads: one per core
+        # but one), the like-for-like ceiling of a server that leaves a core to its event loop
+        from components.serving.limits import ServingConfig
+
+        server_threads, default = ServingConfig().threads(), torch.get_num_threads()
+        if server_threads != default:
+            torch.set_num_threads(server_threads)
+            try:
+                seconds = _time(lambda: model.sample(32, 1, max_new_tokens=TEXT_TOKENS), 0, 1 if quick else 3)
+            finally:
+                torch.set_num_threads(default)
+            out["server_threads_row"] = {"batch": 32, "threads": server_threads, "seconds": seconds,
+                                         "tokens_per_s": round(32 * TEXT_TOKENS / seconds, 1)}
+            log(f"bare {model_name} batch 32 with the server's {server_threads} torch thread(s): "
+                f"{32 * TEXT_TOKENS / seconds:,.0f} tokens/s")
     return out
 
 
@@ -1074,6 +1134,10 @@ def figures(result: dict) -> dict:
                      "ratio": round(tokens / text_bare[32]["tokens_per_s"], 3)}
             if clients in text_bare:
                 entry["ratio_vs_bare_same_batch"] = round(tokens / text_bare[clients]["tokens_per_s"], 3)
+            same_threads = (bare_rows.get("text") or {}).get("server_threads_row")
+            if clients == 32 and same_threads:
+                entry.update(bare_server_threads=same_threads["threads"],
+                             ratio_vs_bare_server_threads=round(tokens / same_threads["tokens_per_s"], 3))
             if clients == 32:
                 entry.update(goal=GOAL, met=entry["ratio"] >= GOAL)
             out["text_vs_bare"].append(entry)
@@ -1139,6 +1203,9 @@ def markdown(result: dict) -> str:
             goal = f" (goal >= {GOAL}: {'met' if e['met'] else 'NOT met'})" if "goal" in e else ""
             same = (f"; {e['ratio_vs_bare_same_batch']:.3f} of bare batch-{e['clients']}"
                     if "ratio_vs_bare_same_batch" in e and e["clients"] != 32 else "")
+            if "ratio_vs_bare_server_threads" in e:
+                same += (f"; {e['ratio_vs_bare_server_threads']:.3f} of bare batch-32 sampling with the "
+                         f"server's {e['bare_server_threads']} torch thread(s)")
             lines.append(f"- text at {clients_(e['clients'])}: {fmt(e['tokens_per_s'])} tokens/s = {e['ratio']:.3f} of "
                          f"bare batch-32 sampling ({fmt(e['bare_batch32_tokens_per_s'])} tokens/s){goal}{same}")
         lines.append("")
@@ -1226,7 +1293,10 @@ def options(argv=None):
     p.add_argument("--image-bento", help="serve this bento tag for the image parts (e.g. an older build, to compare)")
     p.add_argument("--text-bento", help="serve this bento tag for the text parts")
     p.add_argument("--tool", choices=("hey", "wrk"), default="hey", help="load tool of the fixed-duration runs")
-    p.add_argument("--duration", type=float, help="seconds per trivial/image load run (default 10, quick 2)")
+    p.add_argument("--duration", type=float, help="seconds per trivial/image target and client count, split over --rounds (default 10, quick 2)")
+    p.add_argument("--rounds", type=int, default=3, help="with trivial and images both run: interleave them "
+                   "(trivial, n=1, n=16 at each client count) in this many rounds of duration/rounds seconds "
+                   "(default 3; 1: one run each, trivial first)")
     p.add_argument("--text-duration", type=float, help="seconds per text load run (default 20, quick 4)")
     p.add_argument("--requests", type=int, help="volume run requests (default 10000, quick 300)")
     p.add_argument("--volume-cap", type=float, help="stop the volume run after this many seconds "
@@ -1273,7 +1343,7 @@ def main(argv=None) -> int:
     started = time.time()
     result: dict = {"started": started, "machine": machine(), "versions": versions(opts.tool),
                     "options": {"quick": opts.quick, "parts": opts.parts, "tool": opts.tool, "source": opts.source,
-                                "duration_s": opts.duration, "text_duration_s": opts.text_duration,
+                                "duration_s": opts.duration, "rounds": opts.rounds, "text_duration_s": opts.text_duration,
                                 "requests": opts.requests, "volume_cap_s": opts.volume_cap, "fuzz": opts.fuzz,
                                 "fuzz_seed": opts.fuzz_seed, "ttft_seconds": opts.ttft_seconds,
                                 "clients": list(opts.clients), "bodies": {"images": IMAGE_BODIES, "text": TEXT_BODY},
@@ -1312,6 +1382,8 @@ def main(argv=None) -> int:
             result["bare"]["text"] = part("bare text", lambda: bare(opts.text_model, opts.quick, opts.text_bento))
             result["bare"] = {k: v for k, v in result["bare"].items() if v}
 
+        trivial_server: list = []              # kept up for the interleaved image runs
+        interleave = opts.rounds > 1 and {"trivial", "images"} <= parts
         if "trivial" in parts:
             def trivial():
                 # the genloop service's worker/thread/traffic settings and API kind
@@ -1325,9 +1397,14 @@ def main(argv=None) -> int:
                                 tmp / "server-trivial.log").start()
                 try:
                     warm_up(server.url, IMAGE_BODIES[1], opts.token, 20)
+                    if interleave:
+                        trivial_server.append(server)
+                        return
                     result["load"] += load_runs("trivial", server.url, IMAGE_BODIES[1], 1, opts, opts.duration, tmp)
-                finally:
+                except BaseException:
                     server.stop()
+                    raise
+                server.stop()
             part("trivial", trivial)
 
         @contextlib.contextmanager
@@ -1347,7 +1424,12 @@ def main(argv=None) -> int:
         if parts & {"images", "volume", "fuzz"}:
             def images():
                 with serving("images", opts.image_model, opts.image_bento, IMAGE_BODIES[16], 10) as server:
-                    if "images" in parts:
+                    if "images" in parts and trivial_server:
+                        targets = [("trivial", trivial_server[0].url, IMAGE_BODIES[1], 1)]
+                        targets += [(f"images n={n}", server.url, body, n) for n, body in IMAGE_BODIES.items()]
+                        result["load"] += part("images", lambda: interleaved_runs(targets, opts, tmp)) or []
+                        trivial_server.pop().stop()
+                    elif "images" in parts:
                         for n, body in IMAGE_BODIES.items():
                             result["load"] += part(f"images n={n}", lambda: load_runs(
                                 f"images n={n}", server.url, body, n, opts, opts.duration, tmp)) or []

@@ -7,7 +7,7 @@ POST /generate_png      image models: the images as one PNG (a grid when n > 1)
 Requests in flight share batched forwards (components/serving/engine.py: adaptive batching
 for images, continuous batching for text); each request gets what it would get alone for its
 seed. Every response carries provenance (model tag, dataset md5, seed), every generation is
-logged with bentoml.monitor for drift monitoring, and genloop's counters are on /metrics.
+logged in bentoml.monitor's format for drift monitoring, and genloop's counters are on /metrics.
 Bearer tokens (GENLOOP_API_TOKENS / GENLOOP_API_TOKENS_FILE) guard everything but the probes,
 /metrics and the docs. Imports only what sampling needs.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import codecs
-import io
+import collections
 import json
 import os
 import sys
@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from components.serving.guard import GenloopGuard, load_tokens
 from components.serving.limits import ServingConfig
+from components.serving.servelog import ServingLog
 
 HERE = Path(__file__).resolve().parent
 SPEC = json.loads((HERE / "genloop_model.json").read_text())
@@ -48,6 +49,7 @@ TOKENS = load_tokens(os.environ)
 # why): 0.5 ms against Python's 5 ms gave 2-3x the image requests/s under load (BENCHMARKS.md)
 sys.setswitchinterval(LIMITS.switch_interval_ms / 1000.0)
 SEED_MAX = 2**63 - 1
+ROLES = {"prompt_chars": "feature"}         # serving-log columns' roles; the others: prediction
 
 
 class _Seeds:
@@ -101,14 +103,11 @@ def _bad(exc: BadRequest) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=400)
 
 
-def _png(image_uint8) -> bytes:
-    from PIL import Image
+def _pngs(images_uint8) -> list[bytes]:
+    """(N, C, H, W) uint8 -> N PNGs (one conversion to numpy for the batch)."""
+    from components.serving.png import encode_png
 
-    array = image_uint8.permute(1, 2, 0).numpy()
-    picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
-    buf = io.BytesIO()
-    picture.save(buf, format="PNG")
-    return buf.getvalue()
+    return [encode_png(pixels) for pixels in images_uint8.permute(0, 2, 3, 1).numpy()]
 
 
 def _sse(payload: dict) -> str:
@@ -138,6 +137,7 @@ class Generator:
 
         self.name = SPEC["tag"].split(":")[0]
         self.metrics = shared()
+        self.serving_log = ServingLog(MONITOR_DIR)
         if TOKENS:
             print(f"genloop: API guarded by {len(TOKENS)} bearer token(s)", flush=True)
         else:
@@ -145,18 +145,27 @@ class Generator:
                   "port (set GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE)", flush=True)
         self.current = self._load(self.model_ref)
         print(f"genloop: serving {self.current.provenance['model_tag']} ({self.current.model.modality}); "
-              f"max_batch_size {LIMITS.max_batch_size}, max_latency_ms {LIMITS.max_latency_ms}, "
+              f"max_batch_size {LIMITS.max_batch_size}, {self._batching()}, "
               f"torch threads {torch.get_num_threads()}", flush=True)
         if FOLLOW:
             threading.Thread(target=self._follow_loop, name="genloop-follow", daemon=True).start()
 
+    def _batching(self) -> str:
+        if self.current.model.modality == "text":
+            return "continuous batching on a thread"
+        if LIMITS.image_engine == "loop":
+            return "image batches on the event loop"
+        return f"image batches on a thread, max_latency_ms {LIMITS.max_latency_ms}"
+
     def _load(self, stored) -> Served:
         from components.models.io import load_checkpoint
-        from components.serving.engine import ImageEngine, TextEngine
+        from components.serving.engine import ImageEngine, LoopImageEngine, TextEngine
 
         model, _ = load_checkpoint(Path(stored.path) / "checkpoint")
         meta = stored.info.metadata
-        if model.modality == "image":
+        if model.modality == "image" and LIMITS.image_engine == "loop":
+            engine = LoopImageEngine(model, LIMITS.max_batch_size, self.metrics.observe_batch)
+        elif model.modality == "image":
             engine = ImageEngine(model, LIMITS.max_batch_size, LIMITS.max_latency_ms, self.metrics.observe_batch)
         else:
             engine = TextEngine(model, LIMITS.max_batch_size, self.metrics.observe_batch)
@@ -216,20 +225,13 @@ class Generator:
 
     def _log(self, rows: list[dict], model_tag: str) -> None:
         """One serving-log row per generated item (the columns of components/monitoring/
-        features.py and the model tag), logged a column at a time."""
-        if not rows:
-            return
-        with bentoml.monitor("genloop_generations", monitor_class="default",
-                             monitor_options={"log_path": MONITOR_DIR}) as mon:
-            for key, value in {**rows[0], "model_tag": model_tag}.items():
-                kind = "categorical" if isinstance(value, str) else "numerical"
-                role = "prediction" if key != "prompt_chars" else "feature"
-                values = [model_tag] * len(rows) if key == "model_tag" else [row[key] for row in rows]
-                mon.log_batch(values, name=key, role=role, data_type=kind)
+        features.py and the model tag), in bentoml.monitor's format (servelog.py says why
+        not through it)."""
+        self.serving_log.write([{**row, "model_tag": model_tag} for row in rows], ROLES)
 
     def _count(self, model_tag: str, labels: list[str]) -> None:
-        for label in labels:
-            self.metrics.generations.labels(model_tag=model_tag, label=label).inc()
+        for label, count in collections.Counter(labels).items():
+            self.metrics.generations.labels(model_tag=model_tag, label=label).inc(count)
 
     async def _images(self, r: GenerateRequest, seed: int):
         def submit(served: Served):
@@ -239,7 +241,8 @@ class Generator:
             return served.engine.submit(r.n, seed, labels, r.temperature)
 
         served, job = self._submit(submit)
-        result = await asyncio.wrap_future(job.future)
+        # the loop engine gives an asyncio future, the thread engine a job with a thread's future
+        result = await (job if isinstance(job, asyncio.Future) else asyncio.wrap_future(job.future))
         names = [served.class_names[i] if served.class_names else str(i) for i in result.indices]
         return served, result, names
 
@@ -284,7 +287,7 @@ class Generator:
         if self.current.model.modality == "image":
             served, result, names = await self._images(r, seed)
             self._log_images(served, result, names)
-            pngs = [base64.b64encode(_png(img)).decode() for img in result.images]
+            pngs = [base64.b64encode(png).decode() for png in _pngs(result.images)]
             return {"images": pngs, "labels": names, "format": "png/base64", "seed": seed, **served.provenance}
         served, job = self._text_job(r, seed)
         try:
@@ -308,7 +311,7 @@ class Generator:
         except BadRequest as exc:
             return _bad(exc)
         self._log_images(served, result, names)
-        body = _png(result.images[0]) if r.n == 1 else grid_png(result.images, columns=min(8, r.n), scale=1)
+        body = _pngs(result.images)[0] if r.n == 1 else grid_png(result.images, columns=min(8, r.n), scale=1)
         return Response(body, media_type="image/png", headers={
             "X-Genloop-Model-Tag": served.provenance["model_tag"], "X-Genloop-Seed": str(seed),
             "X-Genloop-Labels": ",".join(names)})

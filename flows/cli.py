@@ -289,8 +289,11 @@ def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config
                                       "restart (responses' model_tag changes; no request fails)."),
           max_batch_size: Optional[int] = typer.Option(None, help="Images per batched forward / text rows "
                                                        "decoded at once (default: the config's serving section)."),
-          max_latency_ms: Optional[float] = typer.Option(None, help="Most an image request waits for others "
-                                                         "to join its batch.")) -> None:
+          max_latency_ms: Optional[float] = typer.Option(None, help="Thread image engine: most an image request "
+                                                         "waits for others to join its batch."),
+          image_engine: Optional[str] = typer.Option(None, help="Where image forwards run: loop (the event loop, "
+                                                     "batching what arrives while it is busy; small models on CPU) "
+                                                     "or thread (large models, GPUs).")) -> None:
     """Serve the bento of MODEL's champion with `bentoml serve`: POST /generate, /generate_stream
     (text), /generate_png (images). Bearer tokens from GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE;
     none: the API is open."""
@@ -299,11 +302,16 @@ def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config
     from components.paths import ProjectPaths
     from components.registry import champion_bento
 
+    from components.serving.limits import IMAGE_ENGINES
+
+    if image_engine is not None and image_engine not in IMAGE_ENGINES:
+        raise GenloopError(f"--image-engine must be one of {', '.join(IMAGE_ENGINES)}, got {image_engine!r}.")
     root = _setup()
     bento = champion_bento(model)
     env = {**os.environ, "GENLOOP_MONITOR_DIR": str(ProjectPaths.at(root).monitoring(model)),
            "GENLOOP_FOLLOW": "1" if follow else ""}
-    for var, value in (("GENLOOP_MAX_BATCH_SIZE", max_batch_size), ("GENLOOP_MAX_LATENCY_MS", max_latency_ms)):
+    for var, value in (("GENLOOP_MAX_BATCH_SIZE", max_batch_size), ("GENLOOP_MAX_LATENCY_MS", max_latency_ms),
+                       ("GENLOOP_IMAGE_ENGINE", image_engine)):
         if value is not None:
             env[var] = str(value)
     typer.echo(f"serving {bento.tag} on http://127.0.0.1:{port}  (logs: {env['GENLOOP_MONITOR_DIR']})")

@@ -1,7 +1,7 @@
 """What the server accepts and how it batches: the `serving:` section of a model's config
 (packaged into the bento's genloop_model.json), overridden at serve time by environment
 variables (GENLOOP_MAX_BATCH_SIZE, GENLOOP_MAX_LATENCY_MS, GENLOOP_MAX_BODY_BYTES,
-GENLOOP_SWITCH_INTERVAL_MS, GENLOOP_TORCH_THREADS)."""
+GENLOOP_SWITCH_INTERVAL_MS, GENLOOP_TORCH_THREADS, GENLOOP_IMAGE_ENGINE)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,14 +12,16 @@ from components.errors import GenloopError
 
 ENV = {"max_batch_size": "GENLOOP_MAX_BATCH_SIZE", "max_latency_ms": "GENLOOP_MAX_LATENCY_MS",
        "max_body_bytes": "GENLOOP_MAX_BODY_BYTES", "switch_interval_ms": "GENLOOP_SWITCH_INTERVAL_MS",
-       "torch_threads": "GENLOOP_TORCH_THREADS"}
+       "torch_threads": "GENLOOP_TORCH_THREADS", "image_engine": "GENLOOP_IMAGE_ENGINE"}
 FLOATS = ("max_latency_ms", "switch_interval_ms")
+STRINGS = ("image_engine",)
+IMAGE_ENGINES = ("loop", "thread")
 
 
 @dataclass(frozen=True)
 class ServingConfig:
     max_batch_size: int = 64        # images per forward; text rows decoded at once
-    max_latency_ms: float = 2.0     # images: most a request waits for others to join its batch
+    max_latency_ms: float = 2.0     # thread image engine: most a request waits for others to join its batch
     max_n: int = 64                 # most images or texts one request asks for
     max_new_tokens: int = 2000      # most tokens one text request asks for
     max_prompt_chars: int = 4096
@@ -34,6 +36,11 @@ class ServingConfig:
     # and the event loop took cores from each other, and a forward of a small model waited on
     # the thread that had lost its core (BENCHMARKS.md).
     torch_threads: int = 0
+    # where image forwards run (components/serving/engine.py): "loop", on the event loop's
+    # thread, batching the requests that arrive while it is busy (small models on CPU: no
+    # hand-off between threads); "thread", on a thread of their own with max_latency_ms
+    # (a model whose forward is long, or a GPU, should not hold the event loop)
+    image_engine: str = "loop"
 
     def check(self) -> "ServingConfig":
         for key in ("max_batch_size", "max_n", "max_new_tokens", "max_prompt_chars", "max_label_chars",
@@ -42,6 +49,9 @@ class ServingConfig:
                 raise GenloopError(f"serving.{key} must be >= 1, got {getattr(self, key)}.")
         if not 0 <= self.max_latency_ms <= 1000:
             raise GenloopError(f"serving.max_latency_ms must be in [0, 1000], got {self.max_latency_ms}.")
+        if self.image_engine not in IMAGE_ENGINES:
+            raise GenloopError(f"serving.image_engine must be one of {', '.join(IMAGE_ENGINES)}, "
+                               f"got {self.image_engine!r}.")
         if self.torch_threads < 0:
             raise GenloopError(f"serving.torch_threads must be >= 0 (0: one per core but one), "
                                f"got {self.torch_threads}.")
@@ -58,7 +68,9 @@ class ServingConfig:
         values = {k: v for k, v in (packaged or {}).items() if k in fields}
         for key, var in ENV.items():
             raw = env.get(var, "").strip()
-            if raw:
+            if raw and key in STRINGS:
+                values[key] = raw
+            elif raw:
                 try:
                     values[key] = float(raw) if key in FLOATS else int(raw)
                 except ValueError:

@@ -10,7 +10,7 @@ import torch
 
 from components.errors import GenloopError
 from components.models import build_model
-from components.serving.engine import EngineClosed, ImageEngine, TextEngine
+from components.serving.engine import EngineClosed, ImageEngine, LoopImageEngine, TextEngine
 from components.serving.guard import GenloopGuard, load_tokens
 from components.serving.limits import ServingConfig
 from components.serving.metrics import Metrics, reason_of
@@ -39,6 +39,10 @@ def test_serving_config_takes_the_packaged_settings_then_the_environment():
     assert ServingConfig.resolve({"torch_threads": 4}, {"GENLOOP_TORCH_THREADS": "0"}).torch_threads == 0
     with pytest.raises(GenloopError, match="torch_threads must be >= 0"):
         ServingConfig.resolve(None, {"GENLOOP_TORCH_THREADS": "-1"})
+    assert ServingConfig().image_engine == "loop"
+    assert ServingConfig.resolve({"image_engine": "loop"}, {"GENLOOP_IMAGE_ENGINE": "thread"}).image_engine == "thread"
+    with pytest.raises(GenloopError, match="image_engine must be one of loop, thread, got 'gpu'"):
+        ServingConfig.resolve(None, {"GENLOOP_IMAGE_ENGINE": "gpu"})
 
 
 def test_a_config_serving_section_is_checked(tmp_path):
@@ -175,6 +179,53 @@ def test_image_engine_batches_requests_and_each_gets_its_alone_images(family):
         alone = image_stats(result.images)                  # the serving-log columns, from the batch
         assert [r.keys() for r in result.stats] == [r.keys() for r in alone]
         assert all(r[k] == pytest.approx(a[k], abs=1e-6) for r, a in zip(result.stats, alone) for k in r)
+
+
+def test_loop_image_engine_batches_what_arrives_in_one_pass_and_each_gets_its_alone_images():
+    """The event-loop engine: requests submitted before the loop's next pass share one
+    forward (max_batch_size images at most); each gets what the model samples alone."""
+    from components.data.images import to_uint8
+
+    m = image_model()
+    rows = []
+
+    async def main():
+        engine = LoopImageEngine(m, max_batch_size=64, observe=lambda kind, n: rows.append(n))
+        together = await asyncio.gather(*(engine.submit(n, s, lab, t) for n, s, lab, t in IMAGE_REQUESTS))
+        alone = await engine.submit(2, 77)                      # a later pass: a forward of its own
+        small = LoopImageEngine(m, max_batch_size=5, observe=lambda kind, n: rows.append(n))
+        await asyncio.gather(*(small.submit(2, s) for s in range(5)), small.submit(9, 9))
+        return together, alone
+
+    together, alone = asyncio.run(main())
+    assert rows[:2] == [17, 2]                                  # six requests, one forward; then one
+    assert rows[2:] == [4, 4, 2, 9] and sum(rows[2:]) == 19     # max_batch_size 5; 9 > 5 alone
+    for (n, seed, labels, temp), result in zip(IMAGE_REQUESTS + [(2, 77, None, 1.0)], together + [alone]):
+        images, indices = m.sample(n, seed, labels=labels, temperature=temp)
+        assert result.indices == indices.tolist()
+        diff = (result.images.int() - to_uint8(images).int()).abs()
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01     # batch-size rounding at most
+
+
+def test_loop_image_engine_fails_a_bad_batch_skips_the_cancelled_and_refuses_when_closed():
+    m = image_model()
+    rows = []
+
+    async def main():
+        engine = LoopImageEngine(m, max_batch_size=8, observe=lambda kind, n: rows.append(n))
+        bad = engine.submit(1, 0, labels=torch.tensor([99]))   # an index out of range fails in the model
+        with pytest.raises(IndexError):
+            await bad
+        gone = engine.submit(3, 1)
+        gone.cancel()                                           # its request gave up before the pass
+        kept = await engine.submit(2, 2)
+        engine.close()
+        with pytest.raises(EngineClosed):
+            engine.submit(1, 0)
+        return kept
+
+    assert asyncio.run(main()).images.shape == (2, 1, 8, 8)
+    assert rows == [2]                                          # the cancelled request was not rendered
 
 
 def test_image_engine_waits_for_company_unless_a_lone_client_asks_again():
