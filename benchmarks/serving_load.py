@@ -62,7 +62,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import io
 import json
 import math
 import os
@@ -515,15 +514,12 @@ def ms(seconds: float | None) -> str:
 # ---------------------------------------------------------------------------------------
 # the bare batched forward
 
-def _png(image_uint8) -> str:
-    """What deploy/service.py does per image: HWC uint8 -> PIL -> PNG -> base64."""
-    from PIL import Image
+def _pngs(images_uint8) -> list[str]:
+    """What deploy/service.py does per batch: NCHW uint8 -> numpy HWC -> PNG (components/
+    serving/png.py) -> base64."""
+    from components.serving.png import encode_png
 
-    array = image_uint8.permute(1, 2, 0).numpy()
-    picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
-    buf = io.BytesIO()
-    picture.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+    return [base64.b64encode(encode_png(p)).decode() for p in images_uint8.permute(0, 2, 3, 1).numpy()]
 
 
 def _time(fn, min_s: float, min_reps: int) -> float:
@@ -562,7 +558,7 @@ def bare(model_name: str, quick: bool, bento_tag: str | None = None) -> dict:
         for batch, what in ((32, "32 clients x n=1"), (32 * 16, "32 clients x n=16")):
             model.sample(batch, 0)
             forward = _time(lambda: model.sample(batch, next(seeds)), 0.3 if quick else 1.0, 3 if quick else 5)
-            encoded = _time(lambda: [_png(img) for img in to_uint8(model.sample(batch, next(seeds))[0])],
+            encoded = _time(lambda: _pngs(to_uint8(model.sample(batch, next(seeds))[0])),
                             0.3 if quick else 1.0, 3 if quick else 5)
             out["rows"].append({"batch": batch, "stands_for": what, "forward_s": forward,
                                 "forward_items_per_s": round(batch / forward, 1), "with_png_s": encoded,
@@ -582,7 +578,7 @@ def bare(model_name: str, quick: bool, bento_tag: str | None = None) -> dict:
         # but one), the like-for-like ceiling of a server that leaves a core to its event loop
         from components.serving.limits import ServingConfig
 
-        server_threads, default = ServingConfig().threads(), torch.get_num_threads()
+        server_threads, default = ServingConfig().text_threads(), torch.get_num_threads()
         if server_threads != default:
             torch.set_num_threads(server_threads)
             try:

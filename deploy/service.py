@@ -146,9 +146,14 @@ class Generator:
         self.current = self._load(self.model_ref)
         print(f"genloop: serving {self.current.provenance['model_tag']} ({self.current.model.modality}); "
               f"max_batch_size {LIMITS.max_batch_size}, {self._batching()}, "
-              f"torch threads {torch.get_num_threads()}", flush=True)
+              f"torch threads {self._threads_note()}", flush=True)
         if FOLLOW:
             threading.Thread(target=self._follow_loop, name="genloop-follow", daemon=True).start()
+
+    def _threads_note(self) -> str:
+        if self.current.model.modality == "text":
+            return f"{LIMITS.text_threads()} (1 for steps of under {self.current.engine.SMALL_ROWS} rows)"
+        return str(LIMITS.threads())
 
     def _batching(self) -> str:
         if self.current.model.modality == "text":
@@ -168,7 +173,7 @@ class Generator:
         elif model.modality == "image":
             engine = ImageEngine(model, LIMITS.max_batch_size, LIMITS.max_latency_ms, self.metrics.observe_batch)
         else:
-            engine = TextEngine(model, LIMITS.max_batch_size, self.metrics.observe_batch)
+            engine = TextEngine(model, LIMITS.max_batch_size, self.metrics.observe_batch, LIMITS.text_threads())
         return Served(model, engine, list(meta.get("class_names") or []), meta.get("trained_classes"),
                       {"model_tag": str(stored.tag), "dataset_md5": meta.get("dataset_md5"),
                        "data_md5": meta.get("data_md5"), "git_sha": meta.get("git_sha")})

@@ -81,8 +81,19 @@ class ServingConfig:
     def threads(self, cores: int | None = None) -> int:
         """The intra-op threads to use on a machine of `cores` cores (default: the cores this
         process may run on)."""
-        import os
+        return self.torch_threads or max(1, _cores(cores) - 1)
 
-        if cores is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return self.torch_threads or max(1, cores - 1)
+    def text_threads(self, cores: int | None = None) -> int:
+        """The text engine's intra-op threads for a step of many rows (a small step runs on one,
+        engine.TextEngine._threads): `torch_threads`, or 0: every core. A text server's event
+        loop needs little CPU (a request lasts hundreds of tokens), so all cores decode."""
+        return self.torch_threads or _cores(cores)
+
+
+def _cores(cores: int | None) -> int:
+    """`cores`, or the cores this process may run on."""
+    import os
+
+    if cores is not None:
+        return cores
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -39,6 +39,7 @@ def test_serving_config_takes_the_packaged_settings_then_the_environment():
     assert ServingConfig.resolve({"torch_threads": 4}, {"GENLOOP_TORCH_THREADS": "0"}).torch_threads == 0
     with pytest.raises(GenloopError, match="torch_threads must be >= 0"):
         ServingConfig.resolve(None, {"GENLOOP_TORCH_THREADS": "-1"})
+    assert (ServingConfig().text_threads(2), ServingConfig(torch_threads=3).text_threads(16)) == (2, 3)
     assert ServingConfig().image_engine == "loop"
     assert ServingConfig.resolve({"image_engine": "loop"}, {"GENLOOP_IMAGE_ENGINE": "thread"}).image_engine == "thread"
     with pytest.raises(GenloopError, match="image_engine must be one of loop, thread, got 'gpu'"):
@@ -291,6 +292,21 @@ def test_text_engine_decodes_requests_together_and_each_gets_its_alone_text():
         assert got == m.sample(request["n"], request["seed"], **{k: v for k, v in request.items()
                                                                    if k not in ("n", "seed")})
     assert max(rows) > 3                                  # rows of several requests in one step
+
+
+def test_text_engine_decodes_few_rows_on_one_thread_and_many_on_its_threads():
+    m = text_model()
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        engine = TextEngine(m, max_batch_size=64, threads=2,
+                            observe=lambda kind, rows: seen.append((rows, torch.get_num_threads())))
+        engine.submit(n=1, seed=0, max_new_tokens=3).future.result(60)
+        engine.submit(n=TextEngine.SMALL_ROWS, seed=1, max_new_tokens=3).future.result(60)
+        engine.close()
+    finally:
+        torch.set_num_threads(before)
+    assert seen[0] == (1, 1) and seen[-1] == (TextEngine.SMALL_ROWS, 2)
 
 
 def test_text_engine_caps_rows_and_streams_and_cancels():
