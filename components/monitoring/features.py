@@ -1,5 +1,6 @@
 """Per-generation features, computed the same way at evaluation (the reference) and at
-serving time (logged with bentoml.monitor). Imported by deploy/: no training code here."""
+serving time (the serving log, components/serving/servelog.py). Imported by deploy/: no
+training code here."""
 from __future__ import annotations
 
 IMAGE_COLUMNS = {"numerical": ["mean_intensity", "std_intensity", "ink_fraction"],

@@ -1,4 +1,5 @@
-"""Read what `bentoml.monitor` wrote while serving (JSON lines, one record a generation)."""
+"""Read the serving log: JSON lines, one record a generation, in bentoml.monitor's layout and
+format (written by components/serving/servelog.py)."""
 from __future__ import annotations
 
 import json

@@ -85,7 +85,7 @@ def test_monitoring_flow_reads_serving_logs_and_names_drifted_columns(server, tr
     for seed in range(8):
         assert httpx.post(f"{url}/generate", json={"n": 32, "seed": seed}, timeout=60).status_code == 200
     logged = list((log_dir / "genloop_generations" / "data").glob("data.*.log"))
-    assert logged, "bentoml.monitor wrote no log"
+    assert logged, "the server wrote no serving log"
     small = {"monitor.min_output_rows": 200, "monitor.output_reference_samples": 1200}
     # served traffic of the same generator (fresh seeds, no label) against a reference
     # sampled the way the service samples: nothing drifts

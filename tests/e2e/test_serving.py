@@ -105,7 +105,7 @@ def test_concurrent_image_requests_batch_and_each_gets_its_alone_answer(image_se
         assert a.json()["images"] == b.json()["images"]
     assert forwards < len(bodies) / 2, f"{forwards} forwards for {len(bodies)} concurrent requests"
     items = 2 * sum(b["n"] for b in bodies)
-    deadline = time.time() + 20                       # bentoml.monitor writes through a logger
+    deadline = time.time() + 20                       # the serving log is written as a request ends
     while _logged_rows(logs) - rows_before < items and time.time() < deadline:
         time.sleep(0.5)
     assert _logged_rows(logs) - rows_before == items  # exactly one monitoring row per generated image
