@@ -99,8 +99,17 @@ class BadRequest(ValueError):
     its modality): HTTP 400 with {"error": reason}."""
 
 
+class LogUnwritable(RuntimeError):
+    """The serving log could not take a request's rows (a full disk): HTTP 507, the request
+    is not answered, so no generation goes unlogged."""
+
+
 def _bad(exc: BadRequest) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+def _unlogged(exc: LogUnwritable) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=507)
 
 
 def _pngs(images_uint8) -> list[bytes]:
@@ -137,7 +146,7 @@ class Generator:
 
         self.name = SPEC["tag"].split(":")[0]
         self.metrics = shared()
-        self.serving_log = ServingLog(MONITOR_DIR)
+        self.serving_log = ServingLog(MONITOR_DIR).open()        # an unwritable folder fails here
         if TOKENS:
             print(f"genloop: API guarded by {len(TOKENS)} bearer token(s)", flush=True)
         else:
@@ -232,7 +241,11 @@ class Generator:
         """One serving-log row per generated item (the columns of components/monitoring/
         features.py and the model tag), in bentoml.monitor's format (servelog.py says why
         not through it)."""
-        self.serving_log.write([{**row, "model_tag": model_tag} for row in rows], ROLES)
+        try:
+            self.serving_log.write([{**row, "model_tag": model_tag} for row in rows], ROLES)
+        except OSError as exc:
+            raise LogUnwritable(f"the generation could not be written to the serving log ({exc.strerror or exc}) "
+                                f"and was not answered; the operator must free or fix GENLOOP_MONITOR_DIR") from None
 
     def _count(self, model_tag: str, labels: list[str]) -> None:
         for label, count in collections.Counter(labels).items():
@@ -287,6 +300,8 @@ class Generator:
             return JSONResponse(await self._generate(r, seed))
         except BadRequest as exc:
             return _bad(exc)
+        except LogUnwritable as exc:
+            return _unlogged(exc)
 
     async def _generate(self, r: GenerateRequest, seed: int):
         if self.current.model.modality == "image":
@@ -315,7 +330,10 @@ class Generator:
             served, result, names = await self._images(r, seed)
         except BadRequest as exc:
             return _bad(exc)
-        self._log_images(served, result, names)
+        try:
+            self._log_images(served, result, names)
+        except LogUnwritable as exc:
+            return _unlogged(exc)
         body = _pngs(result.images)[0] if r.n == 1 else grid_png(result.images, columns=min(8, r.n), scale=1)
         return Response(body, media_type="image/png", headers={
             "X-Genloop-Model-Tag": served.provenance["model_tag"], "X-Genloop-Seed": str(seed),
@@ -358,7 +376,11 @@ class Generator:
                 except Exception as exc:            # the model failed mid-stream: say so, then end
                     yield _sse({"error": f"generation failed: {exc.__class__.__name__}"})
                     return
-                self._log_texts(served, r.prompt, texts, job.produced * job.n)
+                try:
+                    self._log_texts(served, r.prompt, texts, job.produced * job.n)
+                except LogUnwritable as exc:        # the texts were streamed; the end says so
+                    yield _sse({"error": str(exc)})
+                    return
                 yield _sse({"done": True, "texts": texts, "prompt": r.prompt, "seed": seed, **served.provenance})
             finally:
                 job.cancel()                  # the client went away (or the stream ended): stop decoding

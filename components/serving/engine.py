@@ -229,21 +229,26 @@ class LoopImageEngine:
     def _flush(self) -> None:
         self._scheduled = False
         pending, self._pending = [(j, w) for j, w in self._pending if not w.done()], []   # done: gave up
-        while pending:
-            batch, images = [], 0
-            while pending and (not batch or images + pending[0][0].n <= self.max_batch_size):
-                batch.append(pending.pop(0))
-                images += batch[-1][0].n
-            try:
-                results = render_batch(self.model, [j for j, _ in batch], self.observe)
-            except Exception as exc:             # the model failed: these requests fail, not the server
-                for _, waiter in batch:
+        try:
+            while pending:
+                batch, images = [], 0
+                while pending and (not batch or images + pending[0][0].n <= self.max_batch_size):
+                    batch.append(pending.pop(0))
+                    images += batch[-1][0].n
+                try:
+                    results = render_batch(self.model, [j for j, _ in batch], self.observe)
+                except Exception as exc:         # the model failed: these requests fail, not the server
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                for (_, waiter), result in zip(batch, results):
                     if not waiter.done():
-                        waiter.set_exception(exc)
-                continue
-            for (_, waiter), result in zip(batch, results):
+                        waiter.set_result(result)
+        finally:                                 # anything else: no request is left waiting
+            for _, waiter in pending:
                 if not waiter.done():
-                    waiter.set_result(result)
+                    waiter.set_exception(EngineClosed("the image batch could not be run"))
 
     def close(self, drain: bool = True, timeout: float = 120.0) -> None:
         """Take no more requests (those queued are flushed by the pass already scheduled)."""

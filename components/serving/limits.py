@@ -31,10 +31,12 @@ class ServingConfig:
     # the GIL; at Python's 5 ms default an engine that let it go (torch does, around every op)
     # waits up to 5 ms per op to get it back from a busy event loop
     switch_interval_ms: float = 0.5
-    # torch's intra-op threads for the engine's forwards; 0: one per core but one (at least
-    # one). The spare core is the event loop's: with a thread per core, the forward's threads
-    # and the event loop took cores from each other, and a forward of a small model waited on
-    # the thread that had lost its core (BENCHMARKS.md).
+    # torch's intra-op threads; 0: for image forwards one per core but one (at least one), for
+    # text steps of 8+ rows every core (`threads`, `text_threads`). The spare core is the image
+    # server's event loop's: with a thread per core, the forward's threads and the event loop
+    # took cores from each other, and a forward of a small model waited on the thread that had
+    # lost its core (BENCHMARKS.md). "Cores": OMP_NUM_THREADS when set, else those this
+    # process may run on.
     torch_threads: int = 0
     # where image forwards run (components/serving/engine.py): "loop", on the event loop's
     # thread, batching the requests that arrive while it is busy (small models on CPU: no
@@ -53,7 +55,8 @@ class ServingConfig:
             raise GenloopError(f"serving.image_engine must be one of {', '.join(IMAGE_ENGINES)}, "
                                f"got {self.image_engine!r}.")
         if self.torch_threads < 0:
-            raise GenloopError(f"serving.torch_threads must be >= 0 (0: one per core but one), "
+            raise GenloopError(f"serving.torch_threads must be >= 0 (0: images one per core but one, "
+                               f"text every core), "
                                f"got {self.torch_threads}.")
         if not 0.01 <= self.switch_interval_ms <= 100:
             raise GenloopError(f"serving.switch_interval_ms must be in [0.01, 100] (Python's default is 5), "
@@ -79,8 +82,8 @@ class ServingConfig:
         return cls(**values).check()
 
     def threads(self, cores: int | None = None) -> int:
-        """The intra-op threads to use on a machine of `cores` cores (default: the cores this
-        process may run on)."""
+        """The image forwards' intra-op threads on a machine of `cores` cores (default: see
+        `_cores`)."""
         return self.torch_threads or max(1, _cores(cores) - 1)
 
     def text_threads(self, cores: int | None = None) -> int:
@@ -91,9 +94,14 @@ class ServingConfig:
 
 
 def _cores(cores: int | None) -> int:
-    """`cores`, or the cores this process may run on."""
+    """`cores`, else OMP_NUM_THREADS when set (deploy/k8s sets it to the container's CPU
+    limit: the cores a pod may use, where the node's count would be far more), else the cores
+    this process may run on."""
     import os
 
     if cores is not None:
         return cores
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

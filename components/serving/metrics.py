@@ -12,7 +12,7 @@ TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # HTTP status of an error response -> the `reason` label
 REASONS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
            405: "method_not_allowed", 408: "timeout", 413: "body_too_large", 415: "unsupported_media_type",
-           422: "invalid_request", 429: "overloaded", 503: "overloaded"}
+           422: "invalid_request", 429: "overloaded", 503: "overloaded", 507: "serving_log_unwritable"}
 
 
 def reason_of(status: int) -> str:

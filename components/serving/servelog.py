@@ -10,7 +10,8 @@ dependency injection and per-value bookkeeping run on the event loop for every r
 cores that made images n=1 12-21% slower at 8 and 32 clients (BENCHMARKS.md "Serving under
 load"). Here a request's rows are one `json.dumps` each and one write through the standard
 library's TimedRotatingFileHandler (the handler and the daily rotation bentoml's default
-monitor configures), flushed per request: a row is on disk when its response is sent.
+monitor configures), flushed per request: a row is on disk when its response is sent, and a
+row that cannot be written fails its request (HTTP 503) instead of being lost.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from components.errors import GenloopError
 from components.monitoring.logs import MONITOR_NAME
 
 RESERVED = ("timestamp", "request_id", "trace_id")
@@ -51,20 +53,30 @@ class ServingLog:
         self._schema_written = False
         self._lock = threading.Lock()
 
-    def _open(self) -> logging.Handler:
-        self.data_path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.TimedRotatingFileHandler(str(self.data_path), when="D", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        return handler
+    def open(self) -> "ServingLog":
+        """Create the folders and open the data file now (the server calls this at start-up,
+        so a folder it cannot write fails there, in one line, not on every request)."""
+        with self._lock:
+            if self._handler is None:
+                try:
+                    self.data_path.parent.mkdir(parents=True, exist_ok=True)
+                    self.schema_path.parent.mkdir(parents=True, exist_ok=True)
+                    handler = logging.handlers.TimedRotatingFileHandler(str(self.data_path), when="D",
+                                                                        encoding="utf-8")
+                except OSError as exc:
+                    raise GenloopError(f"cannot write the serving log under {self.root.parent} "
+                                       f"(GENLOOP_MONITOR_DIR): {exc.strerror or exc}; point it at a "
+                                       f"writable folder.") from None
+                self._handler = handler
+        return self
 
     def _write_schema(self, row: dict, roles: dict[str, str]) -> None:
+        from bentoml._internal.context import server_context
+
         columns = [{"name": key, "role": roles.get(key, "prediction"),
                     "type": "categorical" if isinstance(value, str) else "numerical"}
                    for key, value in row.items()]
-        from bentoml._internal.context import server_context
-
         meta = {"bento_name": server_context.bento_name, "bento_version": server_context.bento_version}
-        self.schema_path.parent.mkdir(parents=True, exist_ok=True)
         with self.schema_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"meta_data": meta, "columns": columns}) + "\n")
 
@@ -72,7 +84,9 @@ class ServingLog:
               request_id: str | None = None, trace_id: str | None = None) -> None:
         """Log `rows` (one per generated item, the same keys each) as one request's: the
         request and trace ids default to the current request's. A key named like a reserved
-        column gets a trailing underscore, as bentoml's monitor renames it."""
+        column gets a trailing underscore, as bentoml's monitor renames it. Raises OSError
+        when the rows cannot be written (a full disk): the caller fails the request rather
+        than answer for items the log does not hold."""
         if not rows:
             return
         if request_id is None or trace_id is None:
@@ -81,17 +95,21 @@ class ServingLog:
         extra = {"timestamp": datetime.datetime.now().isoformat(), "request_id": request_id, "trace_id": trace_id}
         if any(key in RESERVED for key in rows[0]):
             rows = [{(k + "_" if k in RESERVED else k): v for k, v in row.items()} for row in rows]
-        lines = "\n".join(json.dumps({**row, **extra}) for row in rows)
+        lines = "".join(json.dumps({**row, **extra}) + "\n" for row in rows)
+        self.open()
         with self._lock:
-            if self._handler is None:
-                self._handler = self._open()
             if not self._schema_written:
                 self._write_schema(rows[0], roles or {})
                 self._schema_written = True
-        # one record of the request's lines: the handler's lock keeps them together, and it
-        # flushes after each record
-        self._handler.handle(logging.makeLogRecord({"msg": lines, "levelno": logging.INFO,
-                                                    "levelname": "INFO"}))
+            # the handler's daily rotation, then its stream written directly: its emit() would
+            # print a failed write to stderr and go on, losing the rows silently
+            handler = self._handler
+            if handler.shouldRollover(None):
+                handler.doRollover()
+            if handler.stream is None:
+                handler.stream = handler._open()
+            handler.stream.write(lines)
+            handler.stream.flush()
 
     def close(self) -> None:
         with self._lock:

@@ -40,6 +40,16 @@ def test_serving_config_takes_the_packaged_settings_then_the_environment():
     with pytest.raises(GenloopError, match="torch_threads must be >= 0"):
         ServingConfig.resolve(None, {"GENLOOP_TORCH_THREADS": "-1"})
     assert (ServingConfig().text_threads(2), ServingConfig(torch_threads=3).text_threads(16)) == (2, 3)
+
+
+def test_cores_follow_omp_num_threads(monkeypatch):
+    """A pod's CPU limit reaches the server as OMP_NUM_THREADS (deploy/k8s): the thread counts
+    follow it, not the node's core count."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert (ServingConfig().threads(), ServingConfig().text_threads()) == (2, 3)
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    import os
+    assert ServingConfig().text_threads() == len(os.sched_getaffinity(0))
     assert ServingConfig().image_engine == "loop"
     assert ServingConfig.resolve({"image_engine": "loop"}, {"GENLOOP_IMAGE_ENGINE": "thread"}).image_engine == "thread"
     with pytest.raises(GenloopError, match="image_engine must be one of loop, thread, got 'gpu'"):
@@ -281,13 +291,18 @@ TEXT_REQUESTS = [dict(n=2, seed=1, prompt="", max_new_tokens=30), dict(n=1, seed
                  dict(n=1, seed=4, prompt="import os", max_new_tokens=25, top_p=0.9)]
 
 
-def test_text_engine_decodes_requests_together_and_each_gets_its_alone_text():
+@pytest.mark.parametrize("threads", [None, 2])
+def test_text_engine_decodes_requests_together_and_each_gets_its_alone_text(threads):
     m = text_model()
     rows = []
-    engine = TextEngine(m, max_batch_size=64, observe=lambda kind, n: rows.append(n))
-    jobs = [engine.submit(**r) for r in TEXT_REQUESTS]
-    texts = [j.future.result(60) for j in jobs]
-    engine.close()
+    before = torch.get_num_threads()
+    try:                                   # threads=2: steps switch between one and two threads
+        engine = TextEngine(m, max_batch_size=64, observe=lambda kind, n: rows.append(n), threads=threads)
+        jobs = [engine.submit(**r) for r in TEXT_REQUESTS]
+        texts = [j.future.result(60) for j in jobs]
+        engine.close()
+    finally:
+        torch.set_num_threads(before)
     for request, got in zip(TEXT_REQUESTS, texts):
         assert got == m.sample(request["n"], request["seed"], **{k: v for k, v in request.items()
                                                                    if k not in ("n", "seed")})

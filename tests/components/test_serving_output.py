@@ -56,3 +56,27 @@ def test_serving_log_outside_a_request_records_no_ids(tmp_path):
     log.close()
     line = json.loads((tmp_path / "genloop_generations" / "data" / "data.0.log").read_text())
     assert line["request_id"] == "None" and line["label"] == "3"
+
+
+def test_serving_log_fails_at_start_on_a_folder_it_cannot_write_and_raises_on_a_failed_write(tmp_path):
+    from components.errors import GenloopError
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(GenloopError, match="cannot write the serving log under .*GENLOOP_MONITOR_DIR"):
+        ServingLog(blocked / "logs", worker=0).open()
+    log = ServingLog(tmp_path / "logs", worker=0).open()
+
+    class Full:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    log._handler.stream = Full()
+    with pytest.raises(OSError, match="No space left"):       # the caller fails the request
+        log.write([{"label": "3"}])

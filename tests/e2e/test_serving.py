@@ -32,8 +32,7 @@ def _stop(proc):
 def image_server(trained_dcgan, tmp_path_factory):
     logs = tmp_path_factory.mktemp("serving-logs")
     url, proc = start_bento_server(trained_dcgan["bento_tag"], free_port(), {
-        **os.environ, "GENLOOP_MONITOR_DIR": str(logs), "GENLOOP_API_TOKENS": ",".join(TOKENS),
-        "GENLOOP_MAX_LATENCY_MS": "30"})
+        **os.environ, "GENLOOP_MONITOR_DIR": str(logs), "GENLOOP_API_TOKENS": ",".join(TOKENS)})
     yield url, logs, proc
     _stop(proc)
 
@@ -93,6 +92,22 @@ def test_tokens_guard_the_api_but_not_the_probes(image_server):
 
 def test_concurrent_image_requests_batch_and_each_gets_its_alone_answer(image_server):
     url, logs, _ = image_server
+    _batches_and_alone_answers(url, logs)
+
+
+def test_the_thread_image_engine_batches_and_answers_as_alone_too(trained_dcgan, tmp_path):
+    """serving.image_engine: thread (forwards on a thread of their own, max_latency_ms)."""
+    logs = tmp_path / "logs"
+    url, proc = start_bento_server(trained_dcgan["bento_tag"], free_port(), {
+        **os.environ, "GENLOOP_MONITOR_DIR": str(logs), "GENLOOP_API_TOKENS": ",".join(TOKENS),
+        "GENLOOP_MAX_LATENCY_MS": "30", "GENLOOP_IMAGE_ENGINE": "thread"})
+    try:
+        _batches_and_alone_answers(url, logs)
+    finally:
+        _stop(proc)
+
+
+def _batches_and_alone_answers(url, logs):
     bodies = [{"n": 1 + i % 4, "seed": 100 + i, "label": None if i % 3 else str(i % 10),
                "temperature": [1.0, 0.7, 1.3][i % 3]} for i in range(24)]
     rows_before, forwards_before = _logged_rows(logs), _metric(url, "genloop_batch_rows_count")

@@ -80,6 +80,13 @@ def test_serve_takes_exact_model_names(trained_dcgan, data_project):
     out = _run(["serve", "--model", "dcgan"], data_project)
     assert out.returncode == 1 and "no champion named 'dcgan'" in out.stderr
     assert "dcgan-digits" in out.stderr and "Traceback" not in out.stderr
+    out = _run(["serve", "--image-engine", "gpu"], data_project)
+    assert out.returncode == 1 and "--image-engine must be one of loop, thread, got 'gpu'" in out.stderr
+    # the server's settings are resolved before it starts: a bad value is one line here
+    bad = subprocess.run(GENLOOP + ["serve", "--max-batch-size", "0"], cwd=data_project, capture_output=True,
+                         text=True, timeout=300)
+    assert bad.returncode == 1 and "serving.max_batch_size must be >= 1, got 0" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 @pytest.mark.slow
