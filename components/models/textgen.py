@@ -128,8 +128,11 @@ class BatchDecoder:
       block_size tokens afresh, all such jobs of one window length in one forward; past
       the window every job has exactly block_size tokens, so they all batch together."""
 
-    def __init__(self, decoding: Decoding):
+    def __init__(self, decoding: Decoding, before_forward: Callable[[int], None] | None = None):
         self.d = decoding
+        # called with a forward's row count just before it runs (the server picks torch's
+        # thread count per forward: a step holds one large forward and several small ones)
+        self.before_forward = before_forward or (lambda rows: None)
         self.groups: list[_Group] = []
         self.windowed: list[TextJob] = []      # jobs decoded from their window afresh each step
         self.new: list[TextJob] = []
@@ -157,6 +160,7 @@ class BatchDecoder:
         out = []
         for length, same in self._by_length(jobs).items():
             window = torch.cat([j.idx[:, -self.d.block_size:] for j in same])
+            self.before_forward(len(window))
             if self.d.step_fn is None:
                 logits, state = self.d.logits_fn(window)[:, -1], None
             else:
@@ -197,6 +201,7 @@ class BatchDecoder:
                 self.windowed += [j for j in g.jobs if not j.done]
                 continue
             last = torch.cat([j.idx[:, -1:] for j in g.jobs])
+            self.before_forward(len(last))
             out, g.state = self.d.step_fn(last, g.state)
             g.length += 1
             self.groups.append(g)

@@ -271,16 +271,18 @@ class TextEngine(_Worker):
                  threads: int | None = None):
         from components.models.textgen import BatchDecoder
 
-        self.decoder = BatchDecoder(model.decoding())
         self.threads = threads
+        self.decoder = BatchDecoder(model.decoding(), self._threads)
         super().__init__(max_batch_size, observe)
 
     def _threads(self, rows: int) -> None:
-        """torch's intra-op threads for the next step: `threads` for SMALL_ROWS rows or more,
-        one below. On this engine's thread (not the process's main thread) a small step on
-        two OpenMP threads was 2.5x slower than on one (a batch-1 200-token sample: 516 vs
-        1,300 tokens/s from the main thread, CPU, 2 cores); a batch of 32 gains from both.
-        Switched only when the side of SMALL_ROWS changes (the thread pool is kept)."""
+        """torch's intra-op threads for the next forward (the decoder calls this before each):
+        `threads` for SMALL_ROWS rows or more, one below. On this engine's thread (not the
+        process's main thread) a small forward on two OpenMP threads is far slower than on one
+        (a batch-1 200-token sample: 516 vs 1,300 tokens/s from the main thread, CPU, 2 cores),
+        and a step holds one large forward (the rows past the window) beside several small
+        ones (the rows still in their KV cache, a group per arrival); a batch of 32 gains from
+        both threads. Switching costs ~0.1 us (the thread pool is kept)."""
         if not self.threads:
             return
         want = self.threads if rows >= self.SMALL_ROWS else 1
@@ -322,13 +324,12 @@ class TextEngine(_Worker):
                 continue
             try:
                 rows = self.decoder.rows
-                self._threads(rows)
                 ended = self.decoder.step()
                 self.observe("text", rows)
             except Exception as exc:             # the model failed: the jobs in flight fail
                 for job in self.decoder.jobs:
                     _resolve(job.future, exc=exc)
-                self.decoder = type(self.decoder)(self.decoder.d)
+                self.decoder = type(self.decoder)(self.decoder.d, self._threads)
                 continue
             for job in ended:
                 _resolve(job.future, job.texts())
