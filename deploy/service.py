@@ -161,7 +161,7 @@ class Generator:
 
     def _threads_note(self) -> str:
         if self.current.model.modality == "text":
-            return f"{LIMITS.text_threads()} (1 for steps of under {self.current.engine.SMALL_ROWS} rows)"
+            return f"{LIMITS.text_threads()} (1 for forwards of under {self.current.engine.SMALL_ROWS} rows)"
         return str(LIMITS.threads())
 
     def _batching(self) -> str:

@@ -32,7 +32,7 @@ class ServingConfig:
     # waits up to 5 ms per op to get it back from a busy event loop
     switch_interval_ms: float = 0.5
     # torch's intra-op threads; 0: for image forwards one per core but one (at least one), for
-    # text steps of 8+ rows every core (`threads`, `text_threads`). The spare core is the image
+    # text forwards of 8+ rows every core (`threads`, `text_threads`). The spare core is the image
     # server's event loop's: with a thread per core, the forward's threads and the event loop
     # took cores from each other, and a forward of a small model waited on the thread that had
     # lost its core (BENCHMARKS.md). "Cores": OMP_NUM_THREADS when set, else those this
@@ -87,7 +87,7 @@ class ServingConfig:
         return self.torch_threads or max(1, _cores(cores) - 1)
 
     def text_threads(self, cores: int | None = None) -> int:
-        """The text engine's intra-op threads for a step of many rows (a small step runs on one,
+        """The text engine's intra-op threads for a forward of many rows (a small one runs on one,
         engine.TextEngine._threads): `torch_threads`, or 0: every core. A text server's event
         loop needs little CPU (a request lasts hundreds of tokens), so all cores decode."""
         return self.torch_threads or _cores(cores)
