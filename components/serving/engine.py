@@ -4,11 +4,13 @@ Imported by deploy/service.py; no BentoML here, so they are tested on their own.
 - `LoopImageEngine` (the default for images, `serving.image_engine: loop`): adaptive
   batching on the event loop's own thread; the requests that arrive while a forward runs
   share the next one (its docstring says why not a thread for small models on CPU).
-- `ImageEngine` (`serving.image_engine: thread`): adaptive batching on a worker thread. A forward takes every request waiting when the worker
-  is free (up to `max_batch_size` images), after waiting at most `max_latency_ms` for more
-  to join a batch that is not full; unless the last forward served one request alone and
-  one is waiting now (a lone client would pay the wait on every request for nothing). Each request's latents come from its own seed, and the
-  generators render each row on its own, so a request gets the images it gets alone.
+- `ImageEngine` (`serving.image_engine: thread`): adaptive batching on a worker thread. A
+  forward takes every request waiting when the worker is free (up to `max_batch_size`
+  images), after waiting at most `max_latency_ms` for more to join a batch that is not full;
+  unless the last forward served one request alone and one is waiting now (a lone client
+  would pay the wait on every request for nothing).
+  In both, each request's latents come from its own seed and the generators render each row
+  on its own, so a request gets the images it gets alone.
 - `TextEngine`: continuous batching over `textgen.BatchDecoder`. Requests join and leave
   between tokens (up to `max_batch_size` rows decoding at once), so a request does not wait
   for a batch of 200-token generations to finish, and tokens can be streamed as they come.
@@ -264,7 +266,7 @@ class TextEngine(_Worker):
     partial texts)."""
     kind = "text"
 
-    # rows below which a step runs on one torch thread (see `_threads`)
+    # rows below which a forward runs on one torch thread (see `_threads`)
     SMALL_ROWS = 8
 
     def __init__(self, model, max_batch_size: int = 64, observe: Observer | None = None,
