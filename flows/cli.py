@@ -294,7 +294,7 @@ def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config
                                                          "waits for others to join its batch."),
           image_engine: Optional[str] = typer.Option(None, help="Where image forwards run: loop (the event loop, "
                                                      "batching what arrives while it is busy; small models on CPU) "
-                                                     "or thread (large models, GPUs).")) -> None:
+                                                     "or thread (models whose forward is long).")) -> None:
     """Serve the bento of MODEL's champion with `bentoml serve`: POST /generate, /generate_stream
     (text), /generate_png (images). Bearer tokens from GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE;
     none: the API is open."""

@@ -199,8 +199,8 @@ class LoopImageEngine:
     and waits for the busy event loop to return it (up to the switch interval, op by op). For
     the 8x8 DCGAN a batched forward takes well under a millisecond, less than that traffic:
     images n=1 went from 389-457 to 595-620 req/s at one client (BENCHMARKS.md). A forward
-    holds the loop while it runs, so a model whose forward is long (a large model, a GPU and
-    its transfers) belongs on the thread engine (`serving.image_engine: thread`)."""
+    holds the loop while it runs, so a model whose forward is long (a large model) belongs on
+    the thread engine (`serving.image_engine: thread`)."""
     kind = "image"
 
     def __init__(self, model, max_batch_size: int = 64, observe: Observer | None = None):

@@ -41,7 +41,7 @@ class ServingConfig:
     # where image forwards run (components/serving/engine.py): "loop", on the event loop's
     # thread, batching the requests that arrive while it is busy (small models on CPU: no
     # hand-off between threads); "thread", on a thread of their own with max_latency_ms
-    # (a model whose forward is long, or a GPU, should not hold the event loop)
+    # (a model whose forward is long should not hold the event loop)
     image_engine: str = "loop"
 
     def check(self) -> "ServingConfig":
