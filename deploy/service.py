@@ -140,6 +140,7 @@ class Generator:
     def __init__(self) -> None:
         import torch
 
+        from components.serving.engine import describe
         from components.serving.metrics import shared
 
         torch.set_num_threads(LIMITS.threads())
@@ -154,35 +155,17 @@ class Generator:
                   "port (set GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE)", flush=True)
         self.current = self._load(self.model_ref)
         print(f"genloop: serving {self.current.provenance['model_tag']} ({self.current.model.modality}); "
-              f"max_batch_size {LIMITS.max_batch_size}, {self._batching()}, "
-              f"torch threads {self._threads_note()}", flush=True)
+              f"max_batch_size {LIMITS.max_batch_size}, {describe(self.current.engine, LIMITS)}", flush=True)
         if FOLLOW:
             threading.Thread(target=self._follow_loop, name="genloop-follow", daemon=True).start()
 
-    def _threads_note(self) -> str:
-        if self.current.model.modality == "text":
-            return f"{LIMITS.text_threads()} (1 for forwards of under {self.current.engine.SMALL_ROWS} rows)"
-        return str(LIMITS.threads())
-
-    def _batching(self) -> str:
-        if self.current.model.modality == "text":
-            return "continuous batching on a thread"
-        if LIMITS.image_engine == "loop":
-            return "image batches on the event loop"
-        return f"image batches on a thread, max_latency_ms {LIMITS.max_latency_ms}"
-
     def _load(self, stored) -> Served:
         from components.models.io import load_checkpoint
-        from components.serving.engine import ImageEngine, LoopImageEngine, TextEngine
+        from components.serving.engine import make_engine
 
         model, _ = load_checkpoint(Path(stored.path) / "checkpoint")
         meta = stored.info.metadata
-        if model.modality == "image" and LIMITS.image_engine == "loop":
-            engine = LoopImageEngine(model, LIMITS.max_batch_size, self.metrics.observe_batch)
-        elif model.modality == "image":
-            engine = ImageEngine(model, LIMITS.max_batch_size, LIMITS.max_latency_ms, self.metrics.observe_batch)
-        else:
-            engine = TextEngine(model, LIMITS.max_batch_size, self.metrics.observe_batch, LIMITS.text_threads())
+        engine = make_engine(model, LIMITS, self.metrics.observe_batch)
         return Served(model, engine, list(meta.get("class_names") or []), meta.get("trained_classes"),
                       {"model_tag": str(stored.tag), "dataset_md5": meta.get("dataset_md5"),
                        "data_md5": meta.get("data_md5"), "git_sha": meta.get("git_sha")})

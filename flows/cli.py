@@ -1,7 +1,6 @@
 """The `genloop` command. Heavy libraries load inside the commands, so --help is fast."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -303,7 +302,7 @@ def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config
     from components.paths import ProjectPaths
     from components.registry import champion_bento
 
-    from components.serving.limits import IMAGE_ENGINES, ServingConfig
+    from components.serving.limits import IMAGE_ENGINES, bento_serving_config
 
     if image_engine is not None and image_engine not in IMAGE_ENGINES:
         raise GenloopError(f"--image-engine must be one of {', '.join(IMAGE_ENGINES)}, got {image_engine!r}.")
@@ -317,9 +316,7 @@ def serve(model: str = typer.Option("dcgan-digits", help="Model name (the config
             env[var] = str(value)
     # the settings the server will resolve (the bento's serving section, then the environment):
     # a bad value fails here in one line, not as a traceback in the server's worker
-    spec_path = Path(bento.path) / "src" / "genloop_model.json"
-    spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
-    limits = ServingConfig.resolve(spec.get("serving"), env)
+    limits = bento_serving_config(bento.path, env)
     if limits.image_engine == "loop" and (max_latency_ms is not None or env.get("GENLOOP_MAX_LATENCY_MS", "").strip()):
         typer.secho("note: max_latency_ms applies to the thread image engine only; this server batches image "
                     "requests on the event loop (--image-engine thread to wait for company)", fg="yellow", err=True)

@@ -257,6 +257,26 @@ class LoopImageEngine:
         self._closed = True
 
 
+def make_engine(model, limits, observe: Observer | None = None):
+    """The engine that serves `model` under `limits` (a ServingConfig): text, continuous
+    batching on a thread; images on the event loop or on a thread (`limits.image_engine`)."""
+    if model.modality == "text":
+        return TextEngine(model, limits.max_batch_size, observe, limits.text_threads())
+    if limits.image_engine == "loop":
+        return LoopImageEngine(model, limits.max_batch_size, observe)
+    return ImageEngine(model, limits.max_batch_size, limits.max_latency_ms, observe)
+
+
+def describe(engine, limits) -> str:
+    """How `engine` batches and threads, for the server's start-up line."""
+    if isinstance(engine, TextEngine):
+        return (f"continuous batching on a thread, torch threads {limits.text_threads()} "
+                f"(1 for forwards of under {engine.SMALL_ROWS} rows)")
+    where = ("on the event loop" if isinstance(engine, LoopImageEngine)
+             else f"on a thread, max_latency_ms {limits.max_latency_ms}")
+    return f"image batches {where}, torch threads {limits.threads()}"
+
+
 # text --------------------------------------------------------------------------------------
 
 class TextEngine(_Worker):

@@ -105,3 +105,14 @@ def _cores(cores: int | None) -> int:
     if omp.isdigit() and int(omp) > 0:
         return int(omp)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def bento_serving_config(bento_path, env: Mapping[str, str]) -> ServingConfig:
+    """The settings a server of the bento at `bento_path` will resolve (its packaged serving
+    section, then `env`), so `genloop serve` refuses a bad value before starting it."""
+    import json
+    from pathlib import Path
+
+    spec_path = Path(bento_path) / "src" / "genloop_model.json"
+    spec = json.loads(spec_path.read_text()) if spec_path.is_file() else {}
+    return ServingConfig.resolve(spec.get("serving"), env)

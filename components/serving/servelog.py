@@ -11,7 +11,7 @@ cores that made images n=1 12-21% slower at 8 and 32 clients (BENCHMARKS.md "Ser
 load"). Here a request's rows are one `json.dumps` each and one write through the standard
 library's TimedRotatingFileHandler (the handler and the daily rotation bentoml's default
 monitor configures), flushed per request: a row is on disk when its response is sent, and a
-row that cannot be written fails its request (HTTP 503) instead of being lost.
+row that cannot be written fails its request (HTTP 507) instead of being lost.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import torch
 
 from components.errors import GenloopError
 from components.models import build_model
-from components.serving.engine import EngineClosed, ImageEngine, LoopImageEngine, TextEngine
+from components.serving.engine import EngineClosed, ImageEngine, LoopImageEngine, TextEngine, describe, make_engine
 from components.serving.guard import GenloopGuard, load_tokens
 from components.serving.limits import ServingConfig
 from components.serving.metrics import Metrics, reason_of
@@ -237,6 +237,22 @@ def test_loop_image_engine_fails_a_bad_batch_skips_the_cancelled_and_refuses_whe
 
     assert asyncio.run(main()).images.shape == (2, 1, 8, 8)
     assert rows == [2]                                          # the cancelled request was not rendered
+
+
+def test_the_serving_config_picks_the_engine():
+    m, t = image_model(), text_model()
+    loop = make_engine(m, ServingConfig())
+    thread = make_engine(m, ServingConfig(image_engine="thread", max_latency_ms=7))
+    text = make_engine(t, ServingConfig(torch_threads=3, max_batch_size=5))
+    try:
+        assert type(loop) is LoopImageEngine and type(thread) is ImageEngine and thread.max_latency == 0.007
+        assert type(text) is TextEngine and (text.threads, text.max_batch_size) == (3, 5)
+        assert "event loop" in describe(loop, ServingConfig())
+        assert "max_latency_ms 7" in describe(thread, ServingConfig(max_latency_ms=7))
+        assert "continuous batching" in describe(text, ServingConfig(torch_threads=3))
+    finally:
+        thread.close()
+        text.close()
 
 
 def test_image_engine_waits_for_company_unless_a_lone_client_asks_again():
