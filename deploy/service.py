@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from components.serving.guard import GenloopGuard, load_tokens
 from components.serving.limits import ServingConfig
+from components.serving.png import encode_pngs
 from components.serving.servelog import ServingLog
 
 HERE = Path(__file__).resolve().parent
@@ -112,13 +113,6 @@ def _unlogged(exc: LogUnwritable) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=507)
 
 
-def _pngs(images_uint8) -> list[bytes]:
-    """(N, C, H, W) uint8 -> N PNGs (one conversion to numpy for the batch)."""
-    from components.serving.png import encode_png
-
-    return [encode_png(pixels) for pixels in images_uint8.permute(0, 2, 3, 1).numpy()]
-
-
 def _sse(payload: dict) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
@@ -147,6 +141,7 @@ class Generator:
 
         self.name = SPEC["tag"].split(":")[0]
         self.metrics = shared()
+        self._counters: dict = {}          # (model tag, label) -> its generations counter
         self.serving_log = ServingLog(MONITOR_DIR).open()        # an unwritable folder fails here
         if TOKENS:
             print(f"genloop: API guarded by {len(TOKENS)} bearer token(s)", flush=True)
@@ -231,8 +226,13 @@ class Generator:
                                 f"and was not answered; the operator must free or fix GENLOOP_MONITOR_DIR") from None
 
     def _count(self, model_tag: str, labels: list[str]) -> None:
-        for label, count in collections.Counter(labels).items():
-            self.metrics.generations.labels(model_tag=model_tag, label=label).inc(count)
+        counters = self._counters          # prometheus' labels() takes a lock and checks the names per call
+        for label, count in (((labels[0], 1),) if len(labels) == 1 else collections.Counter(labels).items()):
+            counter = counters.get((model_tag, label))
+            if counter is None:
+                counter = counters[(model_tag, label)] = self.metrics.generations.labels(model_tag=model_tag,
+                                                                                         label=label)
+            counter.inc(count)
 
     async def _images(self, r: GenerateRequest, seed: int):
         def submit(served: Served):
@@ -290,7 +290,7 @@ class Generator:
         if self.current.model.modality == "image":
             served, result, names = await self._images(r, seed)
             self._log_images(served, result, names)
-            pngs = [base64.b64encode(png).decode() for png in _pngs(result.images)]
+            pngs = [base64.b64encode(png).decode() for png in encode_pngs(result.images)]
             return {"images": pngs, "labels": names, "format": "png/base64", "seed": seed, **served.provenance}
         served, job = self._text_job(r, seed)
         try:
@@ -317,7 +317,7 @@ class Generator:
             self._log_images(served, result, names)
         except LogUnwritable as exc:
             return _unlogged(exc)
-        body = _pngs(result.images)[0] if r.n == 1 else grid_png(result.images, columns=min(8, r.n), scale=1)
+        body = encode_pngs(result.images)[0] if r.n == 1 else grid_png(result.images, columns=min(8, r.n), scale=1)
         return Response(body, media_type="image/png", headers={
             "X-Genloop-Model-Tag": served.provenance["model_tag"], "X-Genloop-Seed": str(seed),
             "X-Genloop-Labels": ",".join(names)})

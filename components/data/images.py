@@ -46,7 +46,13 @@ def load_image_folder(root: Path, class_names: tuple[str, ...], channels: int) -
 
 
 def to_uint8(x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
-    """[-1, 1] floats -> uint8 pixels."""
+    """[-1, 1] floats -> uint8 pixels (halves round to even, as torch.round does)."""
     import torch
 
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad:
+        # the same arithmetic in numpy: five torch ops cost ~12 us of dispatch, a tenth of a
+        # batch-1 8x8 forward in the server (images are identical: tested)
+        import numpy as np
+
+        return torch.from_numpy(np.rint((np.clip(x.numpy(), -1, 1) + 1) * 127.5).astype(np.uint8))
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

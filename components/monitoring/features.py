@@ -10,11 +10,22 @@ TEXT_COLUMNS = {"numerical": ["prompt_chars", "output_chars", "sentiment", "alph
 
 
 def image_stats(images_uint8) -> list[dict]:
-    """The numerical columns of each image (N, C, H, W) uint8, in three reductions over the
-    batch (the server computes them once per batched forward)."""
-    flat = (images_uint8.float() / 255.0).reshape(images_uint8.shape[0], -1)
-    columns = zip(flat.mean(1).tolist(), flat.std(1).tolist(), (flat > 0.5).float().mean(1).tolist())
-    return [{"mean_intensity": mean, "std_intensity": std, "ink_fraction": ink} for mean, std, ink in columns]
+    """The numerical columns of each image (N, C, H, W) uint8 (a torch tensor or an array):
+    pixel mean and (sample) standard deviation on a 0-1 scale, and the share of pixels above
+    half intensity. In numpy, from two sums per image: the server computes them once per
+    batched forward, and torch's eight small reductions took 29 us of a batch-1 request."""
+    import numpy as np
+
+    pixels = images_uint8.cpu().numpy() if hasattr(images_uint8, "cpu") else np.asarray(images_uint8)
+    flat = pixels.reshape(len(pixels), -1)
+    values = flat.astype(np.float64)
+    size = values.shape[1]
+    total, squares = values.sum(1), np.einsum("ij,ij->i", values, values)
+    mean = total / size
+    std = np.sqrt(np.maximum(squares - total * mean, 0.0) / max(size - 1, 1))
+    ink = np.count_nonzero(flat > 127, axis=1) / size            # > 0.5 on the 0-1 scale
+    return [{"mean_intensity": m / 255.0, "std_intensity": s / 255.0, "ink_fraction": k}
+            for m, s, k in zip(mean.tolist(), std.tolist(), ink.tolist())]
 
 
 def image_features(images_uint8, labels, stats: list[dict] | None = None) -> list[dict]:

@@ -31,6 +31,8 @@ from typing import Any, Callable
 
 import torch
 
+from components.serving import lowering, onednn
+
 # observe(kind, rows): called once per forward with the rows (images or text rows) it held
 Observer = Callable[[str, int], None]
 
@@ -111,8 +113,9 @@ class ImageEngine(_Worker):
     kind = "image"
 
     def __init__(self, model, max_batch_size: int = 64, max_latency_ms: float = 0.0,
-                 observe: Observer | None = None):
+                 observe: Observer | None = None, onednn_min_rows: int = 0):
         self.model, self.max_latency = model, max_latency_ms / 1000.0
+        self.onednn_min_rows = onednn_min_rows
         self.last_jobs: int | None = None        # requests in the last forward
         super().__init__(max_batch_size, observe)
 
@@ -160,7 +163,7 @@ class ImageEngine(_Worker):
                     return
                 continue
             try:
-                results = render_batch(self.model, batch, self.observe)
+                results = render_batch(self.model, batch, self.observe, self.onednn_min_rows)
             except Exception as exc:             # the model failed: these requests fail, not the engine
                 for job in batch:
                     _resolve(job.future, exc=exc)
@@ -169,15 +172,17 @@ class ImageEngine(_Worker):
                 _resolve(job.future, result)
 
 
-def render_batch(model, jobs: list[ImageJob], observe: Observer) -> list[ImageResult]:
-    """One forward for `jobs` (their latents concatenated); each job's images, class indices
-    and monitoring stats (computed once for the batch)."""
+def render_batch(model, jobs: list[ImageJob], observe: Observer, onednn_min_rows: int = 0) -> list[ImageResult]:
+    """One forward for `jobs` (their latents concatenated), with oneDNN only from
+    `onednn_min_rows` rows (onednn.py); each job's images, class indices and monitoring stats
+    (computed once for the batch)."""
     from components.data.images import to_uint8
     from components.monitoring.features import image_stats
 
-    z = torch.cat([j.z for j in jobs])
-    labels = torch.cat([j.labels for j in jobs])
-    images = to_uint8(model.render(z, labels))
+    z = torch.cat([j.z for j in jobs]) if len(jobs) > 1 else jobs[0].z
+    labels = torch.cat([j.labels for j in jobs]) if len(jobs) > 1 else jobs[0].labels
+    with onednn.rows_path(len(z), onednn_min_rows):
+        images = to_uint8(model.render(z, labels))
     stats = image_stats(images)
     observe("image", len(z))
     out, start = [], 0
@@ -203,10 +208,12 @@ class LoopImageEngine:
     the thread engine (`serving.image_engine: thread`)."""
     kind = "image"
 
-    def __init__(self, model, max_batch_size: int = 64, observe: Observer | None = None):
+    def __init__(self, model, max_batch_size: int = 64, observe: Observer | None = None,
+                 onednn_min_rows: int = 0):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}.")
         self.model, self.max_batch_size = model, max_batch_size
+        self.onednn_min_rows = onednn_min_rows
         self.observe = observe or (lambda kind, rows: None)
         self._pending: list[tuple[ImageJob, Any]] = []        # (job, asyncio future)
         self._scheduled = False
@@ -238,7 +245,8 @@ class LoopImageEngine:
                     batch.append(pending.pop(0))
                     images += batch[-1][0].n
                 try:
-                    results = render_batch(self.model, [j for j, _ in batch], self.observe)
+                    results = render_batch(self.model, [j for j, _ in batch], self.observe,
+                                           self.onednn_min_rows)
                 except Exception as exc:         # the model failed: these requests fail, not the server
                     for _, waiter in batch:
                         if not waiter.done():
@@ -259,12 +267,36 @@ class LoopImageEngine:
 
 def make_engine(model, limits, observe: Observer | None = None):
     """The engine that serves `model` under `limits` (a ServingConfig): text, continuous
-    batching on a thread; images on the event loop or on a thread (`limits.image_engine`)."""
+    batching on a thread; images on the event loop or on a thread (`limits.image_engine`),
+    the model's small convolutions lowered to matrix products in place (`limits.lower_convs`:
+    the model is then for serving only, lowering.py)."""
     if model.modality == "text":
         return TextEngine(model, limits.max_batch_size, observe, limits.text_threads())
+    # lowered first: the oneDNN choice is measured on the forward that will run
+    lowered = lowering.lower_for_serving(model) if limits.lower_convs else 0
+    min_rows = image_onednn_min_rows(model, limits)
     if limits.image_engine == "loop":
-        return LoopImageEngine(model, limits.max_batch_size, observe)
-    return ImageEngine(model, limits.max_batch_size, limits.max_latency_ms, observe)
+        engine = LoopImageEngine(model, limits.max_batch_size, observe, min_rows)
+    else:
+        engine = ImageEngine(model, limits.max_batch_size, limits.max_latency_ms, observe, min_rows)
+    engine.lowered_convs = lowered
+    return engine
+
+
+def image_onednn_min_rows(model, limits) -> int:
+    """`limits.onednn_min_rows`, or when it is -1 the rows from which this image model's forward
+    is at least as fast with oneDNN, measured now (onednn.calibrate); 0 (torch's default) when
+    its forward runs no convolution."""
+    if limits.onednn_min_rows >= 0:
+        return limits.onednn_min_rows
+    if not lowering.convolutions_rendering(model):         # all lowered (or none): nothing to choose
+        return 0
+
+    def forward_of(rows: int):
+        z, labels = model.latents(rows, 0)
+        return lambda: model.render(z, labels)
+
+    return onednn.calibrate(forward_of, limits.max_batch_size)
 
 
 def describe(engine, limits) -> str:
@@ -274,7 +306,12 @@ def describe(engine, limits) -> str:
                 f"(1 for forwards of under {engine.SMALL_ROWS} rows)")
     where = ("on the event loop" if isinstance(engine, LoopImageEngine)
              else f"on a thread, max_latency_ms {limits.max_latency_ms}")
-    return f"image batches {where}, torch threads {limits.threads()}"
+    rows, how = engine.onednn_min_rows, ("measured" if limits.onednn_min_rows < 0 else "serving.onednn_min_rows")
+    path = ("oneDNN always" if rows == 0 else
+            f"oneDNN never ({how})" if rows > engine.max_batch_size else f"oneDNN from {rows} rows ({how})")
+    lowered = getattr(engine, "lowered_convs", 0)
+    convs = f"{lowered} convolution(s) as matrix products, " if lowered else ""
+    return f"image batches {where}, torch threads {limits.threads()}, {convs}{path}"
 
 
 # text --------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """What the server accepts and how it batches: the `serving:` section of a model's config
 (packaged into the bento's genloop_model.json), overridden at serve time by environment
 variables (GENLOOP_MAX_BATCH_SIZE, GENLOOP_MAX_LATENCY_MS, GENLOOP_MAX_BODY_BYTES,
-GENLOOP_SWITCH_INTERVAL_MS, GENLOOP_TORCH_THREADS, GENLOOP_IMAGE_ENGINE)."""
+GENLOOP_SWITCH_INTERVAL_MS, GENLOOP_TORCH_THREADS, GENLOOP_IMAGE_ENGINE,
+GENLOOP_ONEDNN_MIN_ROWS, GENLOOP_LOWER_CONVS)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,8 @@ from components.errors import GenloopError
 
 ENV = {"max_batch_size": "GENLOOP_MAX_BATCH_SIZE", "max_latency_ms": "GENLOOP_MAX_LATENCY_MS",
        "max_body_bytes": "GENLOOP_MAX_BODY_BYTES", "switch_interval_ms": "GENLOOP_SWITCH_INTERVAL_MS",
-       "torch_threads": "GENLOOP_TORCH_THREADS", "image_engine": "GENLOOP_IMAGE_ENGINE"}
+       "torch_threads": "GENLOOP_TORCH_THREADS", "image_engine": "GENLOOP_IMAGE_ENGINE",
+       "onednn_min_rows": "GENLOOP_ONEDNN_MIN_ROWS", "lower_convs": "GENLOOP_LOWER_CONVS"}
 FLOATS = ("max_latency_ms", "switch_interval_ms")
 STRINGS = ("image_engine",)
 IMAGE_ENGINES = ("loop", "thread")
@@ -43,6 +45,14 @@ class ServingConfig:
     # hand-off between threads); "thread", on a thread of their own with max_latency_ms
     # (a model whose forward is long should not hold the event loop)
     image_engine: str = "loop"
+    # image forwards of fewer rows run their convolutions without oneDNN, which is the slower
+    # path for small batches of a small model (components/serving/onednn.py has figures);
+    # -1: measured when the model is loaded; 0: oneDNN always (torch's default)
+    onednn_min_rows: int = -1
+    # 1: an image model's small convolutions on fixed-size inputs run as matrix products,
+    # BatchNorm folded in (components/serving/lowering.py: the 8x8 DCGAN's forward 3-4x
+    # faster); 0: as trained
+    lower_convs: int = 1
 
     def check(self) -> "ServingConfig":
         for key in ("max_batch_size", "max_n", "max_new_tokens", "max_prompt_chars", "max_label_chars",
@@ -58,6 +68,12 @@ class ServingConfig:
             raise GenloopError(f"serving.torch_threads must be >= 0 (0: images one per core but one, "
                                f"text every core), "
                                f"got {self.torch_threads}.")
+        if self.onednn_min_rows < -1:
+            raise GenloopError(f"serving.onednn_min_rows must be -1 (measured at start-up), 0 (oneDNN always) "
+                               f"or a row count, got {self.onednn_min_rows}.")
+        if self.lower_convs not in (0, 1):
+            raise GenloopError(f"serving.lower_convs must be 1 (small convolutions as matrix products) or 0, "
+                               f"got {self.lower_convs!r}.")
         if not 0.01 <= self.switch_interval_ms <= 100:
             raise GenloopError(f"serving.switch_interval_ms must be in [0.01, 100] (Python's default is 5), "
                                f"got {self.switch_interval_ms}.")

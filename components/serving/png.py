@@ -39,3 +39,9 @@ def encode_png(pixels: np.ndarray) -> bytes:
     raw[:, 1:] = rows
     header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPE[channels], 0, 0, 0)
     return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + IEND
+
+
+def encode_pngs(images_uint8) -> list[bytes]:
+    """A batch (N, C, H, W) uint8 (a CPU torch tensor or an array) -> N PNGs."""
+    pixels = images_uint8.numpy() if hasattr(images_uint8, "numpy") else np.asarray(images_uint8)
+    return [encode_png(image) for image in pixels.transpose(0, 2, 3, 1)]

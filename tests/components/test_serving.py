@@ -54,6 +54,93 @@ def test_cores_follow_omp_num_threads(monkeypatch):
     assert ServingConfig.resolve({"image_engine": "loop"}, {"GENLOOP_IMAGE_ENGINE": "thread"}).image_engine == "thread"
     with pytest.raises(GenloopError, match="image_engine must be one of loop, thread, got 'gpu'"):
         ServingConfig.resolve(None, {"GENLOOP_IMAGE_ENGINE": "gpu"})
+    assert ServingConfig().onednn_min_rows == -1
+    assert ServingConfig.resolve({"onednn_min_rows": 8}, {"GENLOOP_ONEDNN_MIN_ROWS": "0"}).onednn_min_rows == 0
+    with pytest.raises(GenloopError, match="onednn_min_rows must be -1 .measured at start-up."):
+        ServingConfig.resolve(None, {"GENLOOP_ONEDNN_MIN_ROWS": "-2"})
+
+
+# oneDNN by rows ------------------------------------------------------------------------------
+
+def test_rows_path_turns_onednn_off_below_min_rows_for_the_block_only():
+    from components.serving.onednn import rows_path
+
+    assert torch._C._get_mkldnn_enabled()
+    seen = []
+    for rows, min_rows in ((1, 4), (3, 4), (4, 4), (64, 4), (1, 0), (64, 65)):
+        with rows_path(rows, min_rows):
+            seen.append(torch._C._get_mkldnn_enabled())
+        assert torch._C._get_mkldnn_enabled()                 # put back after each forward
+    assert seen == [False, False, True, True, True, False]
+    with pytest.raises(RuntimeError), rows_path(1, 4):        # put back when the forward fails too
+        raise RuntimeError("the model failed")
+    assert torch._C._get_mkldnn_enabled()
+    torch._C._set_mkldnn_enabled(False)                       # a process that turned it off keeps it off
+    try:
+        with rows_path(64, 4):
+            assert not torch._C._get_mkldnn_enabled()
+    finally:
+        torch._C._set_mkldnn_enabled(True)
+
+
+@pytest.mark.parametrize("slow_below, expected", [(0, 0), (8, 8), (1000, 17)])
+def test_calibrate_finds_the_rows_from_which_onednn_is_not_slower(slow_below, expected):
+    """A stand-in forward 3 ms slower with oneDNN below `slow_below` rows and 3 ms slower
+    without it from there: calibrate returns the first power of two where oneDNN is not the
+    slower path (0: never slower, max_rows + 1: always)."""
+    import time as _time
+
+    from components.serving.onednn import calibrate
+
+    def forward_of(rows):
+        def forward():
+            if torch._C._get_mkldnn_enabled() == (rows < slow_below):
+                _time.sleep(0.003)
+        return forward
+
+    assert calibrate(forward_of, max_rows=16, reps=2) == expected
+    assert torch._C._get_mkldnn_enabled()
+
+
+def test_eval_mode_leaves_an_eval_model_alone_and_puts_training_back():
+    from components.models.base import eval_mode
+
+    m = image_model().generator                              # in eval mode throughout
+    calls = []
+    m.train = lambda mode=True: calls.append(mode) or torch.nn.Module.train(m, mode)
+    with eval_mode(m):
+        assert not m.training
+    assert calls == []                                      # no walk over its submodules
+    del m.train
+    m.train()
+    m.net[1].eval()                                         # training, one submodule not
+    with eval_mode(m):
+        assert not any(sub.training for sub in m.modules())
+    assert m.training and m.net[1].training                 # train(True) puts every one back, as before
+    m.eval()
+    m.net[1].train()                                        # eval on top, one submodule training
+    with eval_mode(m):
+        assert not any(sub.training for sub in m.modules())
+    assert not m.net[1].training                            # restored to the top's mode, as before
+
+
+def test_image_forwards_without_onednn_give_each_request_its_alone_images():
+    """The loop engine with oneDNN off for every forward (min_rows beyond the batch) and on for
+    every one: the same images to batch-size rounding (the contract of batching itself)."""
+    from components.data.images import to_uint8
+
+    m = image_model()
+
+    async def run(min_rows):
+        engine = LoopImageEngine(m, max_batch_size=64, onednn_min_rows=min_rows)
+        return await asyncio.gather(*(engine.submit(n, s, lab, t) for n, s, lab, t in IMAGE_REQUESTS))
+
+    off, on = asyncio.run(run(65)), asyncio.run(run(0))
+    for (n, seed, labels, temp), a, b in zip(IMAGE_REQUESTS, off, on):
+        images, _ = m.sample(n, seed, labels=labels, temperature=temp)
+        for result in (a, b):
+            diff = (result.images.int() - to_uint8(images).int()).abs()
+            assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01
 
 
 def test_a_config_serving_section_is_checked(tmp_path):
@@ -242,7 +329,7 @@ def test_loop_image_engine_fails_a_bad_batch_skips_the_cancelled_and_refuses_whe
 def test_the_serving_config_picks_the_engine():
     m, t = image_model(), text_model()
     loop = make_engine(m, ServingConfig())
-    thread = make_engine(m, ServingConfig(image_engine="thread", max_latency_ms=7))
+    thread = make_engine(m, ServingConfig(image_engine="thread", max_latency_ms=7, onednn_min_rows=16))
     text = make_engine(t, ServingConfig(torch_threads=3, max_batch_size=5))
     try:
         assert type(loop) is LoopImageEngine and type(thread) is ImageEngine and thread.max_latency == 0.007
@@ -250,6 +337,12 @@ def test_the_serving_config_picks_the_engine():
         assert "event loop" in describe(loop, ServingConfig())
         assert "max_latency_ms 7" in describe(thread, ServingConfig(max_latency_ms=7))
         assert "continuous batching" in describe(text, ServingConfig(torch_threads=3))
+        # -1 (the default): measured at start-up, 0 (always), a power of two up to 64, or 65 (never)
+        assert loop.onednn_min_rows in (0, 2, 4, 8, 16, 32, 64, 65)
+        assert f"oneDNN from {loop.onednn_min_rows} rows (measured)" in describe(loop, ServingConfig()) \
+            or loop.onednn_min_rows in (0, 65)
+        assert thread.onednn_min_rows == 16
+        assert "oneDNN from 16 rows (serving.onednn_min_rows)" in describe(thread, ServingConfig(onednn_min_rows=16))
     finally:
         thread.close()
         text.close()

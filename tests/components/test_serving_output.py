@@ -21,6 +21,20 @@ def test_encode_png_is_read_back_pixel_for_pixel(shape):
     assert np.array_equal(back, pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels)
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_encode_pngs_encodes_each_image_of_an_nchw_batch(channels):
+    import torch
+
+    from components.serving.png import encode_pngs
+
+    batch = torch.randint(0, 256, (3, channels, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    pngs = encode_pngs(batch)
+    assert len(pngs) == 3 and encode_pngs(batch.numpy()) == pngs
+    for png, image in zip(pngs, batch):
+        back = np.asarray(Image.open(io.BytesIO(png)))
+        assert np.array_equal(back.reshape(5, 7, channels), image.permute(1, 2, 0).numpy())
+
+
 def test_encode_png_refuses_what_it_cannot_write():
     with pytest.raises(ValueError, match="must be uint8"):
         encode_png(np.zeros((8, 8), dtype=np.float32))
@@ -80,3 +94,41 @@ def test_serving_log_fails_at_start_on_a_folder_it_cannot_write_and_raises_on_a_
     log._handler.stream = Full()
     with pytest.raises(OSError, match="No space left"):       # the caller fails the request
         log.write([{"label": "3"}])
+
+
+def test_to_uint8_numpy_path_equals_torchs_rounding():
+    """to_uint8 takes numpy for CPU float tensors (a server's batch-1 images): the same pixels
+    as the torch arithmetic, halves to even, out-of-range values clamped."""
+    import torch
+
+    from components.data.images import to_uint8
+
+    x = torch.cat([torch.linspace(-1.5, 1.5, 4001), torch.tensor([-1.0, 1.0, 1 / 127.5 - 1, 0.5 / 127.5 - 1])])
+    x = x.reshape(1, 1, 1, -1)
+    def torch_path(t):
+        return ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+    for t in (x, x.double()):
+        assert torch.equal(to_uint8(t), torch_path(t)) and to_uint8(t).dtype == torch.uint8
+    assert to_uint8(x).flatten()[-4:].tolist() == [0, 255, 1, 0]         # 0.5 rounds to even: 0
+    grads = x.clone().requires_grad_(True)                    # the torch path still serves autograd inputs
+    assert torch.equal(to_uint8(grads), torch_path(x))
+
+
+def test_image_stats_are_the_per_image_mean_std_and_ink_share():
+    import torch
+
+    from components.monitoring.features import image_features, image_stats
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (5, 3, 7, 9), dtype=torch.uint8, generator=gen)
+    images[0] = 200                                           # a constant image: std 0
+    flat = images.double().reshape(5, -1) / 255.0
+    stats = image_stats(images)
+    for row, ref in zip(stats, flat):
+        assert row["mean_intensity"] == pytest.approx(ref.mean().item(), abs=1e-12)
+        assert row["std_intensity"] == pytest.approx(ref.std().item(), abs=1e-9)      # sample std
+        assert row["ink_fraction"] == pytest.approx((ref > 0.5).double().mean().item(), abs=1e-12)
+    assert stats[0]["std_intensity"] == 0.0 and stats[0]["ink_fraction"] == 1.0
+    assert image_stats(images.numpy()) == stats               # arrays as well as tensors
+    assert [r["label"] for r in image_features(images, list("abcde"))] == list("abcde")
