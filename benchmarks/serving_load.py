@@ -49,7 +49,7 @@ Before each server starts, the share of the CPU other processes use is measured:
 the run says it is not clean (a shared 2-core machine gives figures that mean little).
 
 Usage:
-  .venv/bin/python benchmarks/serving_load.py           # everything: ~5 minutes on 2 cores
+  .venv/bin/python benchmarks/serving_load.py           # everything: ~7 minutes on 2 cores
                                                         # (the volume run stops itself at 240 s)
   .venv/bin/python benchmarks/serving_load.py --quick   # smoke run, ~1.5 minutes
   .venv/bin/python benchmarks/serving_load.py --only images,trivial --duration 15
@@ -501,19 +501,19 @@ def interleaved_runs(targets: list[tuple[str, str, dict, int]], opts, tmp: Path)
 
 
 def interleaved_text(url: str, model_name: str, bento_tag: str | None, opts, tmp: Path) -> tuple[dict, dict]:
-    """Text at 32 clients in opts.rounds rounds of text_duration/rounds seconds, each after
+    """Text at 32 clients in opts.text_rounds rounds of text_duration/text_rounds seconds, each after
     a bare batch-32 sample in this process (the server idle meanwhile): the ratio the goal
     asks for, with both sides measured minutes, not a part, apart. Returns (load row, bare)."""
     model, _ = served_model(model_name, bento_tag)
     model.sample(2, 0, max_new_tokens=8)                                            # warm up
     runs, bare_runs = [], []
-    for round_ in range(opts.rounds):
+    for round_ in range(opts.text_rounds):
         seconds = _time(lambda: model.sample(32, round_, max_new_tokens=TEXT_TOKENS), 0, 1)
         bare_runs.append(round(32 * TEXT_TOKENS / seconds, 1))
         log(f"bare {model_name} batch 32 [{round_ + 1}]: {bare_runs[-1]:,.0f} tokens/s")
         one = SimpleOpts(clients=(32,), tool=opts.tool, token=opts.token)
         runs += load_runs(f"text 200 tokens [{round_ + 1}]", url, TEXT_BODY, 1, one,
-                          opts.text_duration / opts.rounds, tmp)
+                          opts.text_duration / opts.text_rounds, tmp)
     row = merge_rounds(runs)
     row["target"] = "text 200 tokens"
     return row, {"tokens_per_s": round(statistics.mean(bare_runs), 1), "rounds": bare_runs}
@@ -1334,11 +1334,14 @@ def options(argv=None):
     p.add_argument("--image-bento", help="serve this bento tag for the image parts (e.g. an older build, to compare)")
     p.add_argument("--text-bento", help="serve this bento tag for the text parts")
     p.add_argument("--tool", choices=("hey", "wrk"), default="hey", help="load tool of the fixed-duration runs")
-    p.add_argument("--duration", type=float, help="seconds per trivial/image target and client count, split over --rounds (default 10, quick 2)")
-    p.add_argument("--rounds", type=int, default=3, help="with trivial and images both run: interleave them "
-                   "(trivial, n=1, n=16 at each client count) in this many rounds of duration/rounds seconds; "
-                   "text at 32 clients likewise, each round after a bare batch-32 sample (default 3; 1: one run "
-                   "each, trivial first)")
+    p.add_argument("--duration", type=float, help="seconds per trivial/image target and client count, split over --rounds (default 20, quick 2)")
+    p.add_argument("--rounds", type=int, help="with trivial and images both run: interleave them "
+                   "(trivial, n=1, n=16 at each client count) in this many rounds of duration/rounds seconds "
+                   "(default 10, quick 3; 1: one run each, trivial first)")
+    p.add_argument("--text-rounds", type=int, help="text at 32 clients in this many rounds of "
+                   "text-duration/text-rounds seconds, each after a bare batch-32 sample (default 3, quick 1; 1: one run, "
+                   "not interleaved). A 200-token request takes ~2 s at 32 clients: keep rounds several times "
+                   "longer than that, or the requests cut off at each round's end weigh on the figure")
     p.add_argument("--text-duration", type=float, help="seconds per text load run (default 20, quick 4)")
     p.add_argument("--requests", type=int, help="volume run requests (default 10000, quick 300)")
     p.add_argument("--volume-cap", type=float, help="stop the volume run after this many seconds "
@@ -1356,7 +1359,9 @@ def options(argv=None):
     if unknown:
         p.error(f"--only: unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
     q = opts.quick
-    opts.duration = opts.duration or (2 if q else 10)
+    opts.duration = opts.duration or (2 if q else 20)
+    opts.rounds = opts.rounds or (3 if q else 10)
+    opts.text_rounds = opts.text_rounds or (1 if q else 3)
     opts.text_duration = opts.text_duration or (4 if q else 20)
     opts.requests = opts.requests or (300 if q else 10_000)
     opts.volume_cap = opts.volume_cap or (60 if q else 240)
@@ -1385,7 +1390,8 @@ def main(argv=None) -> int:
     started = time.time()
     result: dict = {"started": started, "machine": machine(), "versions": versions(opts.tool),
                     "options": {"quick": opts.quick, "parts": opts.parts, "tool": opts.tool, "source": opts.source,
-                                "duration_s": opts.duration, "rounds": opts.rounds, "text_duration_s": opts.text_duration,
+                                "duration_s": opts.duration, "rounds": opts.rounds, "text_rounds": opts.text_rounds,
+                                "text_duration_s": opts.text_duration,
                                 "requests": opts.requests, "volume_cap_s": opts.volume_cap, "fuzz": opts.fuzz,
                                 "fuzz_seed": opts.fuzz_seed, "ttft_seconds": opts.ttft_seconds,
                                 "clients": list(opts.clients), "bodies": {"images": IMAGE_BODIES, "text": TEXT_BODY},
@@ -1489,11 +1495,11 @@ def main(argv=None) -> int:
             def text():
                 with serving("text", opts.text_model, opts.text_bento, TEXT_BODY, 2) as server:
                     if "text" in parts:
-                        fewer = SimpleOpts(clients=tuple(c for c in opts.clients if c != 32) if opts.rounds > 1
+                        fewer = SimpleOpts(clients=tuple(c for c in opts.clients if c != 32) if opts.text_rounds > 1
                                            else opts.clients, tool=opts.tool, token=opts.token)
                         result["load"] += part("text", lambda: load_runs(
                             "text 200 tokens", server.url, TEXT_BODY, 1, fewer, opts.text_duration, tmp)) or []
-                        if opts.rounds > 1 and 32 in opts.clients:
+                        if opts.text_rounds > 1 and 32 in opts.clients:
                             got = part("text 32 clients", lambda: interleaved_text(
                                 server.url, opts.text_model, opts.text_bento, opts, tmp))
                             if got:
