@@ -3,13 +3,15 @@
 torch runs a CPU convolution through oneDNN (mkldnn) whenever it can. For the small batches an
 image server renders at low load that is the slower path: each call sets up oneDNN primitives
 and reorders the weights, which for a small generator costs more than the arithmetic. Measured
-on CPU (AMD EPYC, 1 thread), a DCGAN generator's forward with oneDNN / without:
+on CPU (AMD EPYC), a DCGAN generator's forward with oneDNN / without:
 
-    8x8, width 32:    batch 1   342 / 150 us    batch 16   536 / 358    batch 64  1128 / 1208
-    28x28, width 64:  batch 1  1090 / 395 us    batch 16  2003 / 1689   batch 32  2251 / 2994
+    8x8, width 32, 1 thread:    batch 1   293 / 179 us   batch 4   325 / 397   batch 64  1028 / 5219
+    8x8, width 32, 2 threads:   batch 1   342 / 150 us   batch 16  536 / 358   batch 64  1128 / 1208
+    28x28, width 64, 2 threads: batch 1  1090 / 395 us   batch 16 2003 / 1689  batch 32  2251 / 2994
 
-The crossover depends on the model and the machine, so the server measures it at start-up
-(`calibrate`, a few hundred milliseconds at most) unless `serving.onednn_min_rows` fixes it, and
+The crossover depends on the model, the thread count and the machine, so the server measures it
+at start-up, with its own thread count
+(`calibrate`, a few hundred milliseconds at most), unless `serving.onednn_min_rows` fixes it, and
 each forward runs with oneDNN only from that many rows (`rows_path`). Both paths compute the same
 convolution in a different order: images differ at most by the rounding a batch size already
 brings (a pixel level, tested), so a request still gets what it gets alone.
