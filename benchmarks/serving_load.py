@@ -1135,7 +1135,7 @@ def figures(result: dict) -> dict:
             if triv and img and triv.get("ok_rps") and img.get("ok_rps") is not None:
                 ratio = img["ok_rps"] / triv["ok_rps"]
                 entry = {"clients": clients, "n": n, "ratio": round(ratio, 3), "goal": GOAL, "met": ratio >= GOAL}
-                # each interleaved round against the trivial run just before it (seconds apart):
+                # each interleaved round against the same round's trivial run (seconds apart):
                 # this machine's speed changes by up to 2x from one second to the next, so
                 # one slow burst moves the pooled ratio; the median of the paired ones is
                 # judged when there are 3 rounds or more
@@ -1230,7 +1230,7 @@ def markdown(result: dict) -> str:
     if any(f.values()):
         lines.append("Figures:")
         for e in f.get("images_vs_trivial", []):
-            paired = (f"; the {len(e['round_ratios'])} rounds each against the trivial run before it: median "
+            paired = (f"; the {len(e['round_ratios'])} rounds each against its round's trivial run: median "
                       f"{e['paired_median']:.3f}, {min(e['round_ratios']):.2f}-{max(e['round_ratios']):.2f}"
                       if "paired_median" in e else "")
             lines.append(f"- images n={e['n']} / trivial at {clients_(e['clients'])}: {e['ratio']:.3f} over all "

@@ -181,6 +181,8 @@ class Generator:
         once handled (a failed load raises and is retried on the next check)."""
         from bentoml._internal.configuration.containers import BentoMLContainer
 
+        from components.serving.engine import describe
+
         aliases = Path(BentoMLContainer.bentoml_home.get()) / "genloop-champions.json"
         stamp = aliases.stat().st_mtime_ns if aliases.is_file() else None
         if stamp == seen:
@@ -188,7 +190,7 @@ class Generator:
         tag = (json.loads(aliases.read_text()).get(self.name) or {}).get("champion")
         if tag and tag != self.current.provenance["model_tag"]:
             old, self.current = self.current, self._load(bentoml.models.get(tag))
-            print(f"genloop: now serving champion {tag}", flush=True)
+            print(f"genloop: now serving champion {tag}; {describe(self.current.engine, LIMITS)}", flush=True)
             old.engine.close(drain=True)           # requests it took finish on the old model
         return stamp
 

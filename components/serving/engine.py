@@ -307,8 +307,7 @@ def describe(engine, limits) -> str:
     where = ("on the event loop" if isinstance(engine, LoopImageEngine)
              else f"on a thread, max_latency_ms {limits.max_latency_ms}")
     rows, how = engine.onednn_min_rows, ("measured" if limits.onednn_min_rows < 0 else "serving.onednn_min_rows")
-    path = ("oneDNN always" if rows == 0 else
-            f"oneDNN never ({how})" if rows > engine.max_batch_size else f"oneDNN from {rows} rows ({how})")
+    path = "oneDNN always" if rows == 0 else f"oneDNN for forwards of {rows}+ rows ({how})"
     lowered = getattr(engine, "lowered_convs", 0)
     convs = f"{lowered} convolution(s) as matrix products, " if lowered else ""
     return f"image batches {where}, torch threads {limits.threads()}, {convs}{path}"

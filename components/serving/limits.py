@@ -51,7 +51,7 @@ class ServingConfig:
     onednn_min_rows: int = -1
     # 1: an image model's small convolutions on fixed-size inputs run as matrix products,
     # BatchNorm folded in (components/serving/lowering.py: the 8x8 DCGAN's forward 3-4x
-    # faster); 0: as trained
+    # faster); 0: as trained (0 or 1, not true/false)
     lower_convs: int = 1
 
     def check(self) -> "ServingConfig":

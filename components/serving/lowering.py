@@ -13,9 +13,9 @@ a `DenseStack`: those layers as matrix products (an eval-mode BatchNorm after a 
 folded into its matrix; pointwise activations kept), then the stack's remaining layers as they
 were. A convolution qualifies when its matrix has at most `MAX_ELEMENTS` entries and its
 product costs at most `MAX_WORK` times the convolution's multiply-adds, or the matrix is tiny
-(`TINY` entries): a large image's later layers stay convolutions. The arithmetic is the same but in another order: images differ from
-the convolution's by float rounding (a pixel level at most, in under 1% of pixels, as batch
-sizes already differ; tested).
+(`TINY` entries): a large image's later layers stay convolutions. The arithmetic is the same
+but in another order: images differ from the convolution's by float rounding (a pixel level at
+most, in under 1% of pixels, as batch sizes already differ; tested).
 
 Only for serving: the model is changed in place, its lowered layers hold no trainable weights
 and refuse to run in training mode; the stored model and checkpoints are not touched.
@@ -87,9 +87,10 @@ class DenseStack(nn.Module):
     """A Sequential's leading layers as matrix products on the flattened input, then its other
     layers as they were."""
 
-    def __init__(self, steps: list, out_shape: tuple[int, ...], rest: list[nn.Module], lowered: int):
+    def __init__(self, steps: list, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                 rest: list[nn.Module], lowered: int):
         super().__init__()
-        self.out_shape, self.lowered = out_shape, lowered
+        self.in_shape, self.out_shape, self.lowered = tuple(in_shape), out_shape, lowered
         self.pointwise = nn.ModuleList([s for s in steps if isinstance(s, nn.Module)])
         self.rest = nn.Sequential(*rest)
         self._steps: list[tuple[str, int]] = []   # ("matmul", its buffers' index) or ("pointwise", index)
@@ -106,6 +107,9 @@ class DenseStack(nn.Module):
         if self.training:
             raise RuntimeError("DenseStack is the serving form of a convolution stack: it cannot be trained; "
                                "train the model as stored (components/serving/lowering.py).")
+        if tuple(x.shape[1:]) != self.in_shape:          # its matrices hold this one input size
+            raise ValueError(f"DenseStack: lowered for inputs of shape {self.in_shape}, got {tuple(x.shape[1:])}; "
+                             f"serve this model with serving.lower_convs: 0.")
         h = x.reshape(x.shape[0], -1)
         for kind, index in self._steps:
             if kind == "matmul":
@@ -139,39 +143,55 @@ def lower_stack(stack: nn.Sequential, shape: tuple[int, ...]) -> DenseStack | No
     lowered = sum(1 for s in steps if not isinstance(s, nn.Module))
     if not lowered:
         return None
-    return DenseStack(steps, current, layers[i:], lowered)
+    return DenseStack(steps, shape, current, layers[i:], lowered)
 
 
 def lower_for_serving(model) -> int:
     """Lower the `nn.Sequential` stacks `model.render` runs (see the module's docstring), in
-    place; returns how many convolutions now run as matrix products (0: none qualified)."""
-    shapes: dict[int, tuple[int, ...]] = {}
-    parents: list[tuple[nn.Module, str, nn.Sequential]] = []
-    hooks = []
+    place; returns how many convolutions now run as matrix products (0: none qualified).
+    A stack is left as it was when the traced render ran it at more than one input shape or
+    with a submodule in training mode (its BatchNorm statistics would not be what it uses).
+    The module tree is walked children first, so a stack inside another is lowered (and put in
+    its live parent) before its parent is; a stack held in two places is lowered once."""
+    shapes: dict[int, set[tuple[int, ...]]] = {}
+    training: set[int] = set()
 
     def record(module, args) -> None:            # a pre-hook returning something would replace the input
-        shapes.setdefault(id(module), tuple(args[0].shape[1:]))
+        shapes.setdefault(id(module), set()).add(tuple(args[0].shape[1:]))
+        if any(sub.training for sub in module.modules()):
+            training.add(id(module))
 
-    for root in model.modules().values():
-        for parent in root.modules():
-            for name, child in parent.named_children():
-                if isinstance(child, nn.Sequential):
-                    parents.append((parent, name, child))
-                    hooks.append(child.register_forward_pre_hook(record))
+    roots = list(model.modules().values())
+    stacks = {id(m): m for root in roots for m in root.modules() if isinstance(m, nn.Sequential)}
+    hooks = [stack.register_forward_pre_hook(record) for stack in stacks.values()]
     try:
         z, labels = model.latents(2, 0)
         model.render(z, labels)
     finally:
         for hook in hooks:
             hook.remove()
+
+    done: dict[int, nn.Module | None] = {}       # a module seen -> its DenseStack (None: kept)
     count = 0
-    for parent, name, child in parents:
-        if id(child) in shapes and getattr(parent, name) is child:
-            dense = lower_stack(child, shapes[id(child)])
-            if dense is not None:
-                dense.eval()
-                setattr(parent, name, dense)
-                count += dense.lowered
+
+    def walk(parent: nn.Module) -> None:
+        nonlocal count
+        for name, child in list(parent.named_children()):
+            key = id(child)
+            if key not in done:
+                walk(child)
+                dense = None
+                if key in stacks and len(shapes.get(key, ())) == 1 and key not in training:
+                    dense = lower_stack(child, next(iter(shapes[key])))
+                    if dense is not None:
+                        dense.eval()
+                        count += dense.lowered
+                done[key] = dense
+            if done[key] is not None:
+                setattr(parent, name, done[key])
+
+    for root in roots:
+        walk(root)
     return count
 
 

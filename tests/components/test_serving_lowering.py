@@ -60,6 +60,78 @@ def test_conv2d_batch_norm_and_flatten_lower_too():
     assert torch.allclose(dense(x), stack(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("layer, shape", [
+    (nn.ConvTranspose2d(6, 4, 3, 2, 1, output_padding=1), (6, 3, 3)),
+    (nn.ConvTranspose2d(6, 4, 3, 1, 1, dilation=2), (6, 3, 5)),
+    (nn.Conv2d(3, 5, (3, 2), (2, 1), (1, 0), dilation=(1, 2)), (3, 7, 6)),
+    (nn.Conv2d(3, 5, 3, 1, 1, bias=False), (3, 4, 6)),
+])
+def test_strides_paddings_dilations_and_non_square_shapes_lower_exactly(layer, shape):
+    torch.manual_seed(2)
+    stack = nn.Sequential(layer, nn.ReLU()).eval()
+    dense = lower_stack(stack, shape).eval()
+    assert dense is not None and dense.lowered == 1
+    x = torch.randn(4, *shape)
+    assert dense(x).shape == stack(x).shape and torch.allclose(dense(x), stack(x), atol=1e-5)
+    with pytest.raises(ValueError, match="lowered for inputs of shape"):
+        dense(torch.randn(4, shape[0], shape[1] + 1, shape[2]))
+
+
+class _Stacks(nn.Module):
+    """A generator-like module for the tracing rules: an outer stack holding an inner one
+    (also held directly), a stack run at two input sizes, and a stack run with a BatchNorm
+    left in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Sequential(nn.ConvTranspose2d(8, 8, 4, 2, 1), nn.ReLU())
+        self.outer = nn.Sequential(nn.ConvTranspose2d(8, 8, 3, 1, 1), self.inner, nn.ReLU(),
+                                   nn.ConvTranspose2d(8, 4, 4, 2, 1))
+        self.twice = nn.Sequential(nn.Conv2d(4, 4, 3, 1, 1))
+        self.training_bn = nn.Sequential(nn.Conv2d(4, 4, 3, 1, 1), nn.BatchNorm2d(4, momentum=0.0))  # stats kept
+
+    def forward(self, z):
+        h = self.outer(z.view(-1, 8, 2, 2))                       # (4, 8, 8)
+        h = self.twice(h) + nn.functional.interpolate(self.twice(h[:, :, :4, :4]), scale_factor=2)
+        return self.training_bn(h)
+
+
+class _StacksModel:
+    def __init__(self):
+        torch.manual_seed(3)
+        self.net = _Stacks().eval()
+        self.net.training_bn[1].train()
+
+    def modules(self):
+        return {"net": self.net}
+
+    def latents(self, n, seed):
+        return torch.randn(n, 32, generator=torch.Generator().manual_seed(seed)), torch.zeros(n, dtype=torch.long)
+
+    @torch.no_grad()
+    def render(self, z, labels):
+        return self.net(z)
+
+
+def test_tracing_lowers_inner_stacks_first_and_skips_two_shapes_and_training_mode():
+    m = _StacksModel()
+    z, _ = m.latents(3, 0)
+    m.net.training_bn[1].eval()
+    want = m.net(z)
+    m.net.training_bn[1].train()
+    count = lower_for_serving(m)
+    net = m.net
+    # the inner stack first, in both places that hold it; then the outer's leading convolution,
+    # the rest of the outer (the lowered inner, ...) kept behind it
+    assert isinstance(net.inner, DenseStack) and isinstance(net.outer, DenseStack)
+    assert net.outer.rest[0] is net.inner
+    assert count == 2                                          # each lowered convolution counted once
+    assert isinstance(net.twice, nn.Sequential)                # ran at 8x8 and 4x4: not lowered
+    assert isinstance(net.training_bn, nn.Sequential)          # its BatchNorm was training: not lowered
+    net.training_bn[1].eval()
+    assert torch.allclose(net(z), want, atol=1e-5)
+
+
 def test_what_does_not_qualify_stays_as_it_was():
     big = nn.Sequential(nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU())
     assert lower_stack(big, (64, 32, 32)) is None              # a 65536 x 262144 matrix: no
@@ -81,6 +153,28 @@ def test_a_lowered_stack_refuses_training():
     dense.train()
     with pytest.raises(RuntimeError, match="cannot be trained"):
         dense(torch.zeros(1, 1, 4, 4))
+
+
+def test_requests_batched_by_a_lowered_engine_get_what_the_lowered_model_renders_alone():
+    import asyncio
+
+    from components.serving.engine import make_engine
+    from components.serving.limits import ServingConfig
+
+    m = _model("dcgan", 8)
+    requests = [(1, 1, None, 1.0), (4, 2, 3, 0.7), (2, 3, torch.tensor([1, 9]), 1.0), (3, 4, None, 1.4)]
+
+    async def run():
+        engine = make_engine(m, ServingConfig())                # lowers m in place
+        return await asyncio.gather(*(engine.submit(n, s, lab, t) for n, s, lab, t in requests))
+
+    results = asyncio.run(run())
+    assert isinstance(m.generator.net, DenseStack)
+    for (n, seed, labels, temp), result in zip(requests, results):
+        images, indices = m.sample(n, seed, labels=labels, temperature=temp)      # alone, lowered too
+        assert result.indices == indices.tolist()
+        diff = (result.images.int() - to_uint8(images).int()).abs()
+        assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01
 
 
 def test_the_serving_config_lowers_or_leaves_the_model():
