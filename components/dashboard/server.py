@@ -102,7 +102,10 @@ def serve(root: Path, host: str, port: int, prefect_ui: str | None = None, rebui
 
     def interrupted(signum, frame):          # SIGTERM (a service manager, `timeout`), SIGHUP: as Ctrl-C
         raise KeyboardInterrupt
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a process started in the background by a non-interactive shell (`cmd &` in a
+    # script, nohup) inherits SIGINT ignored, and Python then installs no handler of its own,
+    # so `kill -INT` (or a test's SIGINT) would not stop the dashboard
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, interrupted)
     check_port(host, port)                   # before a rebuild, which can take a while
     workspace = DashboardWorkspace(root)
