@@ -163,13 +163,7 @@ def lower_for_serving(model) -> int:
 
     roots = list(model.modules().values())
     stacks = {id(m): m for root in roots for m in root.modules() if isinstance(m, nn.Sequential)}
-    hooks = [stack.register_forward_pre_hook(record) for stack in stacks.values()]
-    try:
-        z, labels = model.latents(2, 0)
-        model.render(z, labels)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    _render_once(model, 2, [stack.register_forward_pre_hook(record) for stack in stacks.values()])
 
     done: dict[int, nn.Module | None] = {}       # a module seen -> its DenseStack (None: kept)
     count = 0
@@ -198,13 +192,17 @@ def lower_for_serving(model) -> int:
 def convolutions_rendering(model) -> int:
     """How many convolution layers `model.render` runs (after lowering: those left)."""
     ran: set[int] = set()
-    hooks = [sub.register_forward_pre_hook(lambda module, args: ran.add(id(module)))
-             for root in model.modules().values() for sub in root.modules()
-             if isinstance(sub, CONVOLUTIONS)]
+    _render_once(model, 1, [sub.register_forward_pre_hook(lambda module, args: ran.add(id(module)))
+                            for root in model.modules().values() for sub in root.modules()
+                            if isinstance(sub, CONVOLUTIONS)])
+    return len(ran)
+
+
+def _render_once(model, rows: int, hooks: list) -> None:
+    """One `model.render` of `rows` rows with `hooks` registered; removed whatever happens."""
     try:
-        z, labels = model.latents(1, 0)
+        z, labels = model.latents(rows, 0)
         model.render(z, labels)
     finally:
         for hook in hooks:
             hook.remove()
-    return len(ran)
