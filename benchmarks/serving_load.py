@@ -482,13 +482,16 @@ def merge_rounds(runs: list[dict]) -> dict:
 
 def interleaved_runs(targets: list[tuple[str, str, dict, int]], opts, tmp: Path) -> list[dict]:
     """`targets` (name, url, body, items) loaded in turn, client count by client count, for
-    opts.rounds rounds of duration / rounds seconds each: a machine whose speed drifts (a
-    shared host) moves every target's figure alike, so the ratios hold."""
+    opts.rounds rounds of duration / rounds seconds each, in turn forwards and backwards: a
+    machine whose speed drifts (a shared host) moves every target's figure alike, so the
+    ratios hold."""
     runs: dict[tuple[str, int], list[dict]] = {}
     seconds = opts.duration / opts.rounds
     for round_ in range(opts.rounds):
         for clients in opts.clients:
-            for name, url, body, items in targets:
+            # odd rounds take the targets in reverse order (ABBA): a drift over the seconds of a
+            # round favours neither the first target nor the last
+            for name, url, body, items in (targets if round_ % 2 == 0 else targets[::-1]):
                 one = SimpleOpts(clients=(clients,), tool=opts.tool, token=opts.token)
                 runs.setdefault((name, clients), []).extend(load_runs(f"{name} [{round_ + 1}]", url, body, items,
                                                                       one, seconds, tmp))
@@ -1128,7 +1131,7 @@ def figures(result: dict) -> dict:
     """The ratios and verdicts issue 10 asks for."""
     rows, bare_rows = result.get("load", []), result.get("bare", {})
     out: dict = {"images_vs_trivial": [], "images_vs_bare": [], "text_vs_bare": []}
-    for clients in CLIENTS:
+    for clients in sorted({r.get("clients") for r in rows if r.get("clients")}):
         triv = _row(rows, "trivial", clients)
         for n in IMAGE_BODIES:
             img = _row(rows, f"images n={n}", clients)
@@ -1157,7 +1160,7 @@ def figures(result: dict) -> dict:
                                                                     / image_bare[batch]["forward_items_per_s"], 3)})
     text_bare = {r["batch"]: r for r in (bare_rows.get("text") or {}).get("rows", [])}
     beside = (bare_rows.get("text") or {}).get("interleaved_batch32")
-    for clients in CLIENTS:
+    for clients in sorted({r.get("clients") for r in rows if r.get("clients")}):
         txt = _row(rows, "text 200 tokens", clients)
         if txt and (32 in text_bare or (clients == 32 and beside)) and txt.get("items_per_s") is not None:
             tokens = txt["items_per_s"] * TEXT_TOKENS
@@ -1338,8 +1341,10 @@ def options(argv=None):
     p.add_argument("--tool", choices=("hey", "wrk"), default="hey", help="load tool of the fixed-duration runs")
     p.add_argument("--duration", type=float, help="seconds per trivial/image target and client count, split over --rounds (default 20, quick 2)")
     p.add_argument("--rounds", type=int, help="with trivial and images both run: interleave them "
-                   "(trivial, n=1, n=16 at each client count) in this many rounds of duration/rounds seconds "
+                   "(trivial, n=1, n=16 at each client count; every other round in reverse) in this many rounds of duration/rounds seconds "
                    "(default 10, quick 3; 1: one run each, trivial first)")
+    p.add_argument("--clients", default=",".join(map(str, CLIENTS)), help="client counts of the trivial, image and text load runs "
+                   "(default 1,8,32; the text goal is judged at 32)")
     p.add_argument("--text-rounds", type=int, help="text at 32 clients in this many rounds of "
                    "text-duration/text-rounds seconds, each after a bare batch-32 sample (default 3, quick 1; 1: one run, "
                    "not interleaved). A 200-token request takes ~2 s at 32 clients: keep rounds several times "
@@ -1369,7 +1374,13 @@ def options(argv=None):
     opts.volume_cap = opts.volume_cap or (60 if q else 240)
     opts.fuzz = opts.fuzz or (100 if q else 1000)
     opts.ttft_seconds = opts.ttft_seconds or (4 if q else 15)
-    opts.clients, opts.volume_clients, opts.ttft_clients, opts.fuzz_examples = CLIENTS, 32, 32, 20
+    try:
+        opts.clients = tuple(int(c) for c in opts.clients.split(",") if c.strip())
+    except ValueError:
+        p.error(f"--clients: a comma-separated list of client counts, got {opts.clients!r}")
+    if not opts.clients or min(opts.clients) < 1:
+        p.error(f"--clients: client counts of 1 or more, got {opts.clients}")
+    opts.volume_clients, opts.ttft_clients, opts.fuzz_examples = 32, 32, 20
     opts.project = opts.project.resolve()
     opts.json = opts.json or opts.project / "runs" / "benchmarks" / "serving_load.json"
     return opts

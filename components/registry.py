@@ -24,7 +24,7 @@ from components.paths import ProjectPaths
 # What the service imports at run time (deploy/service.py and the components it loads);
 # each is pinned in the bento at the version constraints.txt freezes (torch, which
 # constraints.txt leaves to the machine, at the installed release). bentoml adds itself.
-SERVICE_PACKAGES = ("torch", "safetensors", "numpy", "pillow", "pydantic", "vaderSentiment")
+SERVICE_PACKAGES = ("torch", "safetensors", "numpy", "pillow", "pydantic", "vaderSentiment", "orjson")
 
 
 def configure_bentoml_home(root: Path) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import bentoml
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -105,12 +106,20 @@ class LogUnwritable(RuntimeError):
     is not answered, so no generation goes unlogged."""
 
 
+class _JSON(JSONResponse):
+    """starlette's JSONResponse (compact UTF-8 JSON) rendered by orjson: an images n=16
+    answer's 3.3 KB took 13-20 us through the standard library's json.dumps, ~2 us here."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def _bad(exc: BadRequest) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=400)
+    return _JSON({"error": str(exc)}, status_code=400)
 
 
 def _unlogged(exc: LogUnwritable) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, status_code=507)
+    return _JSON({"error": str(exc)}, status_code=507)
 
 
 def _sse(payload: dict) -> str:
@@ -282,7 +291,7 @@ class Generator:
         try:
             # rendered here: BentoML would build the output's JSON schema per response to
             # find its media type (a tenth of an image request's time under load)
-            return JSONResponse(await self._generate(r, seed))
+            return _JSON(await self._generate(r, seed))
         except BadRequest as exc:
             return _bad(exc)
         except LogUnwritable as exc:

@@ -54,5 +54,6 @@ def to_uint8(x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
         # batch-1 8x8 forward in the server (images are identical: tested)
         import numpy as np
 
-        return torch.from_numpy(np.rint((np.clip(x.numpy(), -1, 1) + 1) * 127.5).astype(np.uint8))
+        # (the clip as two ufuncs: np.clip's Python wrapper cost 3 of this path's 13 us)
+        return torch.from_numpy(np.rint((np.minimum(np.maximum(x.numpy(), -1), 1) + 1) * 127.5).astype(np.uint8))
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -93,7 +93,8 @@ class DenseStack(nn.Module):
         self.in_shape, self.out_shape, self.lowered = tuple(in_shape), out_shape, lowered
         self.pointwise = nn.ModuleList([s for s in steps if isinstance(s, nn.Module)])
         self.rest = nn.Sequential(*rest)
-        self._steps: list[tuple[str, int]] = []   # ("matmul", its buffers' index) or ("pointwise", index)
+        # ("matmul", (its bias's and matrix's buffer names)) or ("pointwise", its module's index)
+        self._steps: list[tuple[str, object]] = []
         for i, step in enumerate(steps):
             if isinstance(step, nn.Module):
                 self._steps.append(("pointwise", sum(kind == "pointwise" for kind, _ in self._steps)))
@@ -101,21 +102,22 @@ class DenseStack(nn.Module):
                 matrix, bias = step
                 self.register_buffer(f"matrix{i}", matrix)
                 self.register_buffer(f"bias{i}", bias)
-                self._steps.append(("matmul", i))
+                self._steps.append(("matmul", (f"bias{i}", f"matrix{i}")))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             raise RuntimeError("DenseStack is the serving form of a convolution stack: it cannot be trained; "
                                "train the model as stored (components/serving/lowering.py).")
-        if tuple(x.shape[1:]) != self.in_shape:          # its matrices hold this one input size
+        if x.shape[1:] != self.in_shape:                 # its matrices hold this one input size
             raise ValueError(f"DenseStack: lowered for inputs of shape {self.in_shape}, got {tuple(x.shape[1:])}; "
                              f"serve this model with serving.lower_convs: 0.")
         h = x.reshape(x.shape[0], -1)
-        for kind, index in self._steps:
+        buffers = self._buffers           # read directly: Module.__getattr__ per step cost ~1 us each
+        for kind, at in self._steps:
             if kind == "matmul":
-                h = torch.addmm(getattr(self, f"bias{index}"), h, getattr(self, f"matrix{index}"))
+                h = torch.addmm(buffers[at[0]], h, buffers[at[1]])
             else:
-                h = self.pointwise[index](h)
+                h = self.pointwise[at](h)
         h = h.reshape(h.shape[0], *self.out_shape) if len(self.out_shape) > 1 else h
         return self.rest(h) if len(self.rest) else h
 

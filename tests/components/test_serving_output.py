@@ -35,6 +35,33 @@ def test_encode_pngs_encodes_each_image_of_an_nchw_batch(channels):
         assert np.array_equal(back.reshape(5, 7, channels), image.permute(1, 2, 0).numpy())
 
 
+def _idat(png: bytes) -> bytes:
+    at = png.index(b"IDAT")
+    return png[at + 4:at + 4 + int.from_bytes(png[at - 4:at], "big")]
+
+
+def test_small_pngs_carry_stored_deflate_blocks_and_larger_ones_compressed():
+    """Up to STORED_UP_TO scanline bytes the zlib stream is one stored block (no compressor
+    set-up per image); above it, level-6 deflate. Both inflate to the filtered scanlines."""
+    import zlib
+
+    from components.serving.png import STORED_UP_TO
+
+    rng = np.random.default_rng(2)
+    for shape in [(8, 8), (8, 8, 3), (28, 28)]:
+        pixels = rng.integers(0, 4, shape, dtype=np.uint8)       # compressible: deflate would gain
+        scanlines = np.concatenate([np.zeros((shape[0], 1), np.uint8), pixels.reshape(shape[0], -1)], 1).tobytes()
+        stream = _idat(encode_png(pixels))
+        assert zlib.decompress(stream) == scanlines
+        stored = len(scanlines) <= STORED_UP_TO
+        assert (shape != (28, 28)) == stored
+        block_type = (stream[2] >> 1) & 0b11        # the first block's BTYPE: 00 stored
+        assert (block_type == 0) == stored
+        if stored:                                  # BFINAL=1, then LEN and NLEN, the bytes, adler32
+            assert stream[2] == 1 and len(stream) == 2 + 5 + len(scanlines) + 4
+    assert len(_idat(encode_png(np.zeros((28, 28), np.uint8)))) < 60     # deflate's gain where it counts
+
+
 def test_encode_png_refuses_what_it_cannot_write():
     with pytest.raises(ValueError, match="must be uint8"):
         encode_png(np.zeros((8, 8), dtype=np.float32))
@@ -62,6 +89,16 @@ def test_serving_log_writes_bentoml_monitors_layout_one_line_per_row(tmp_path):
     assert {"name": "label", "role": "prediction", "type": "categorical"} in json.loads(schema[0])["columns"]
     frame = read_serving_log(tmp_path)                          # what the monitor reads
     assert list(frame["label"]) == ["7", "1", "2"] and list(frame["request_id"]) == ["11", "11", "12"]
+
+
+def test_serving_log_rows_keep_numpy_numbers_and_non_ascii_text(tmp_path):
+    log = ServingLog(tmp_path, worker=0)
+    log.write([{"label": "çà 7", "mean_intensity": np.float32(0.5), "count": np.int64(3), "ink": 0.1 + 0.2}],
+              request_id="1", trace_id="2")
+    log.close()
+    line = json.loads((tmp_path / "genloop_generations" / "data" / "data.0.log").read_text(encoding="utf-8"))
+    assert line["label"] == "çà 7" and line["mean_intensity"] == 0.5 and line["count"] == 3
+    assert line["ink"] == 0.1 + 0.2                              # floats round-trip exactly
 
 
 def test_serving_log_outside_a_request_records_no_ids(tmp_path):
