@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from components.models.base import (ModuleWeights, device_of, downsampling_stack, draw_latents, eval_mode,
-                                    upsampling_stack)
+from components.models.base import (ModuleWeights, as_cpu_float, device_of, downsampling_stack, draw_latents,
+                                    eval_mode, on_device, upsampling_stack)
 from components.models.lattice import check_image_size, crop_to_image, network_size, pad_to_network
 
 
@@ -112,4 +112,4 @@ class Model(ModuleWeights):
     def render(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         device = device_of(self.generator)
         with eval_mode(self.generator):              # BatchNorm on running statistics: rows independent
-            return self.generator(z.to(device), labels.to(device)).float().cpu()
+            return as_cpu_float(self.generator(on_device(z, device), on_device(labels, device)))

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from components.models.base import (ModuleWeights, device_of, downsampling_stack, draw_latents, eval_mode,
-                                    upsampling_stack)
+from components.models.base import (ModuleWeights, as_cpu_float, device_of, downsampling_stack, draw_latents,
+                                    eval_mode, on_device, upsampling_stack)
 from components.models.lattice import check_image_size, crop_to_image, network_size, pad_to_network
 
 
@@ -103,7 +103,7 @@ class Model(ModuleWeights):
     def decode(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         device = device_of(self.decoder)
         with eval_mode(self.decoder):
-            return self.decoder(z.to(device), self._onehot(labels.to(device))).float().cpu()
+            return as_cpu_float(self.decoder(on_device(z, device), self._onehot(on_device(labels, device))))
 
     def sample(self, n: int, seed: int, *, labels=None, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """n images in [-1, 1] and their class indices; `temperature` scales the prior's

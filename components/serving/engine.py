@@ -189,7 +189,8 @@ def render_batch(model, jobs: list[ImageJob], observe: Observer, onednn_min_rows
     stats = image_stats(images)
     observe("image", len(z))
     out, start = [], 0
-    for job, part in zip(jobs, torch.split(images, [j.n for j in jobs])):
+    parts = torch.split(images, [j.n for j in jobs]) if len(jobs) > 1 else (images,)
+    for job, part in zip(jobs, parts):
         out.append(ImageResult(part, job.labels.tolist(), stats[start:start + job.n]))
         start += job.n
     return out

@@ -92,6 +92,7 @@ class DenseStack(nn.Module):
         super().__init__()
         self.in_shape, self.out_shape, self.lowered = tuple(in_shape), out_shape, lowered
         self.pointwise = nn.ModuleList([s for s in steps if isinstance(s, nn.Module)])
+        self._pointwise = list(self.pointwise)      # indexed per step: ModuleList's own indexing is slower
         self.rest = nn.Sequential(*rest)
         # ("matmul", (its bias's and matrix's buffer names)) or ("pointwise", its module's index)
         self._steps: list[tuple[str, object]] = []
@@ -117,7 +118,7 @@ class DenseStack(nn.Module):
             if kind == "matmul":
                 h = torch.addmm(buffers[at[0]], h, buffers[at[1]])
             else:
-                h = self.pointwise[at](h)
+                h = self._pointwise[at](h)
         h = h.reshape(h.shape[0], *self.out_shape) if len(self.out_shape) > 1 else h
         return self.rest(h) if len(self.rest) else h
 
