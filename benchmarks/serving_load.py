@@ -1341,7 +1341,7 @@ def options(argv=None):
     p.add_argument("--tool", choices=("hey", "wrk"), default="hey", help="load tool of the fixed-duration runs")
     p.add_argument("--duration", type=float, help="seconds per trivial/image target and client count, split over --rounds (default 20, quick 2)")
     p.add_argument("--rounds", type=int, help="with trivial and images both run: interleave them "
-                   "(trivial, n=1, n=16 at each client count; every other round in reverse) in this many rounds of duration/rounds seconds "
+                   "(trivial, n=1, n=16 at each client count; every other round in reverse, so an even count balances the order) in this many rounds of duration/rounds seconds "
                    "(default 10, quick 3; 1: one run each, trivial first)")
     p.add_argument("--clients", default=",".join(map(str, CLIENTS)), help="client counts of the trivial, image and text load runs "
                    "(default 1,8,32; the text goal is judged at 32)")

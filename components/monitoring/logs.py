@@ -13,7 +13,7 @@ def read_serving_log(log_dir: Path) -> "pandas.DataFrame":  # noqa: F821
 
     records = []
     for path in sorted((Path(log_dir) / MONITOR_NAME / "data").glob("data.*.log*")):
-        for line in path.read_text().splitlines():
+        for line in path.read_text(encoding="utf-8").splitlines():     # the server writes UTF-8 (orjson)
             line = line.strip()
             if line:
                 try:

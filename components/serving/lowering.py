@@ -92,7 +92,8 @@ class DenseStack(nn.Module):
         super().__init__()
         self.in_shape, self.out_shape, self.lowered = tuple(in_shape), out_shape, lowered
         self.pointwise = nn.ModuleList([s for s in steps if isinstance(s, nn.Module)])
-        self._pointwise = list(self.pointwise)      # indexed per step: ModuleList's own indexing is slower
+        # indexed per step (ModuleList's own indexing is slower); fixed at construction, like the steps
+        self._pointwise = tuple(self.pointwise)
         self.rest = nn.Sequential(*rest)
         # ("matmul", (its bias's and matrix's buffer names)) or ("pointwise", its module's index)
         self._steps: list[tuple[str, object]] = []

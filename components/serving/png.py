@@ -5,7 +5,7 @@ per-call machinery (Image.fromarray, the plugin registry, the encoder's tile loo
 about 23 us an 8x8 image against 8 us here, and an images n=16 request spent 17% of the
 event loop's time in it (py-spy, one client). The output is a plain PNG: 8-bit greyscale or
 RGB, no interlace, filter 0 on every row, zlib level 6 (or, for an image of at most
-`STORED_UP_TO` bytes, stored deflate blocks: see `_zlib`); any decoder reads it (tested
+`STORED_UP_TO` bytes of scanlines, filter bytes included, stored deflate blocks: see `_zlib`); any decoder reads it (tested
 against Pillow's)."""
 from __future__ import annotations
 

@@ -144,6 +144,37 @@ def test_calibrate_finds_the_rows_from_which_onednn_is_not_slower(slow_below, ex
     assert torch._C._get_mkldnn_enabled()
 
 
+def test_device_of_and_the_no_op_moves_agree_with_torchs_own():
+    from torch import nn
+
+    from components.models.base import as_cpu_float, device_of, on_device
+
+    class Holder(nn.Module):
+        def __init__(self, first, rest):
+            super().__init__()
+            self.first, self.rest = first, rest
+
+    meta = nn.Linear(2, 2, device="meta")
+    trees = [nn.Sequential(nn.ReLU(), meta),                          # first child without parameters
+             Holder(nn.Sequential(nn.Sequential(), nn.Tanh()), nn.Sequential(meta)),   # empty first branch
+             Holder(None, meta),                                       # a None child
+             nn.Sequential(nn.Sequential(nn.Linear(2, 2)), meta),      # found on the first path
+             image_model().generator]
+    for tree in trees:
+        assert device_of(tree) == next(tree.parameters()).device
+    assert device_of(trees[0]).type == "meta" and device_of(trees[3]).type == "cpu"
+
+    x = torch.arange(6, dtype=torch.float64).reshape(2, 3)
+    assert on_device(x, torch.device("cpu")) is x                    # no call where nothing moves
+    assert on_device(x, torch.device("meta")).device.type == "meta"
+    f = torch.ones(3)
+    assert as_cpu_float(f) is f
+    for t in (x, torch.arange(3), torch.ones(2, dtype=torch.float16), x.detach().requires_grad_(True)):
+        got, want = as_cpu_float(t), t.float().cpu()
+        assert got.dtype == torch.float32 and got.device.type == "cpu"
+        assert torch.equal(got, want) and got.requires_grad == want.requires_grad
+
+
 def test_eval_mode_leaves_an_eval_model_alone_and_puts_training_back():
     from components.models.base import eval_mode
 

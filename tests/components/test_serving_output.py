@@ -48,13 +48,13 @@ def test_small_pngs_carry_stored_deflate_blocks_and_larger_ones_compressed():
     from components.serving.png import STORED_UP_TO
 
     rng = np.random.default_rng(2)
-    for shape in [(8, 8), (8, 8, 3), (28, 28)]:
+    for shape in [(8, 8), (8, 8, 3), (1, 255), (1, 256), (28, 28)]:      # 256 scanline bytes, then 257
         pixels = rng.integers(0, 4, shape, dtype=np.uint8)       # compressible: deflate would gain
         scanlines = np.concatenate([np.zeros((shape[0], 1), np.uint8), pixels.reshape(shape[0], -1)], 1).tobytes()
         stream = _idat(encode_png(pixels))
         assert zlib.decompress(stream) == scanlines
         stored = len(scanlines) <= STORED_UP_TO
-        assert (shape != (28, 28)) == stored
+        assert stored == (shape not in [(28, 28), (1, 256)])
         block_type = (stream[2] >> 1) & 0b11        # the first block's BTYPE: 00 stored
         assert (block_type == 0) == stored
         if stored:                                  # BFINAL=1, then LEN and NLEN, the bytes, adler32
@@ -96,7 +96,7 @@ def test_serving_log_rows_keep_numpy_numbers_and_non_ascii_text(tmp_path):
     log.write([{"label": "çà 7", "mean_intensity": np.float32(0.5), "count": np.int64(3), "ink": 0.1 + 0.2}],
               request_id="1", trace_id="2")
     log.close()
-    line = json.loads((tmp_path / "genloop_generations" / "data" / "data.0.log").read_text(encoding="utf-8"))
+    line = read_serving_log(tmp_path).iloc[0]                    # what the monitor reads (UTF-8)
     assert line["label"] == "çà 7" and line["mean_intensity"] == 0.5 and line["count"] == 3
     assert line["ink"] == 0.1 + 0.2                              # floats round-trip exactly
 
