@@ -94,10 +94,13 @@ def test_the_prefect_ui_resumes_the_run_and_shows_its_artifacts(data_project, tm
         with chromium() as d:
             # the flow runs page lists the retraining run by name; its page has the Resume form
             d.get(f"{base}/v2/runs")
-            link = wait_in_page(d, lambda d: d.find_element(By.XPATH, f"//a[normalize-space()='{run['name']}']"),
-                                60, f"flow run {run['name']} in the runs list")
-            assert "genloop-retrain" in _text(d)
-            link.click()
+            wait_in_page(d, lambda d: d.find_element(By.XPATH, f"//a[normalize-space()='{run['name']}']"),
+                         60, f"flow run {run['name']} in the runs list")
+            # the flow's name comes from a request of its own, after the run's row (it was
+            # missing from the row once, under load)
+            wait_in_page(d, lambda d: "genloop-retrain" in _text(d), 60, "the flow name genloop-retrain in the runs list")
+            # found again: the row may have been drawn anew meanwhile
+            d.find_element(By.XPATH, f"//a[normalize-space()='{run['name']}']").click()
             wait_in_page(d, lambda d: f"/runs/flow-run/{run['id']}" in d.current_url, 30, "the flow run page")
             _resume_form(d, True, REVIEWER, COMMENT)
             try:
