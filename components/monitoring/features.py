@@ -33,8 +33,7 @@ def image_stats(images_uint8) -> list[dict]:
     if count == 1:
         histograms = np.bincount(flat[0], minlength=256)[None]
     else:                                           # image i's values at 256 i + value
-        histograms = np.bincount((flat + _OFFSETS[:count, None] if count <= len(_OFFSETS)
-                                  else flat + 256 * np.arange(count)[:, None]).ravel(),
+        histograms = np.bincount((flat + 256 * np.arange(count)[:, None]).ravel(),
                                  minlength=256 * count).reshape(count, 256)
     rows = []
     for total, squares, ink in (histograms @ _COLUMNS).tolist():     # exact: integers < 2^53
@@ -46,7 +45,6 @@ def image_stats(images_uint8) -> list[dict]:
 
 _VALUES = np.arange(256, dtype=np.float64)
 _COLUMNS = np.stack([_VALUES, _VALUES * _VALUES, _VALUES > 127], 1)   # > 127: above 0.5 on the 0-1 scale
-_OFFSETS = np.arange(0, 256 * 256, 256)                               # batches of up to 256 images
 
 
 def image_features(images_uint8, labels, stats: list[dict] | None = None) -> list[dict]:

@@ -169,7 +169,7 @@ def test_image_stats_are_the_per_image_mean_std_and_ink_share():
     assert stats[0]["std_intensity"] == 0.0 and stats[0]["ink_fraction"] == 1.0
     assert image_stats(images.numpy()) == stats               # arrays as well as tensors
     assert [r["label"] for r in image_features(images, list("abcde"))] == list("abcde")
-    many = torch.randint(0, 256, (300, 1, 4, 4), dtype=torch.uint8, generator=gen)     # past the offsets table
+    many = torch.randint(0, 256, (300, 1, 4, 4), dtype=torch.uint8, generator=gen)     # 300 histograms at once
     assert image_stats(many) == [image_stats(one[None])[0] for one in many]
     assert image_stats(many[:17]) == image_stats(many)[:17]
     with pytest.raises(ValueError, match="expected uint8 pixels"):
