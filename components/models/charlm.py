@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from components.data.text import VOCAB_SIZE
-from components.models.textgen import LanguageModel, TextNet
+from components.models.textgen import LanguageModel, Packing, TextNet
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,29 @@ class Block(nn.Module):
         x = x + self.proj(y.transpose(1, 2).reshape(b, tq, c))
         return x + self.mlp(self.ln2(x)), (k, v)
 
+    def step_rows(self, x: torch.Tensor, past: KV, lengths: torch.Tensor | int,
+                  mask: torch.Tensor | None) -> torch.Tensor:
+        """One new position per row, row b's at lengths[b]: x (B, 1, C); `past` the packed
+        keys and values (B, heads, block_size, head_dim), written in place at those
+        positions; `mask` (B, 1, 1, top + 1) the keys each row sees (its own, up to and with
+        the new one; top: the longest row's position), or None when every row is at the same
+        position (`lengths` is then that int). Returns the block's output there."""
+        b, _, c = x.shape
+        q, k, v = (z.transpose(1, 2) for z in
+                   self.qkv(self.ln1(x)).view(b, 1, 3, self.n_heads, c // self.n_heads).unbind(2))
+        if mask is None:                       # one position for all: a slice, no mask
+            past[0][:, :, lengths] = k[:, :, 0]
+            past[1][:, :, lengths] = v[:, :, 0]
+            keys, values = past[0][:, :, :lengths + 1], past[1][:, :, :lengths + 1]
+        else:
+            rows = torch.arange(b, device=x.device)
+            past[0][rows, :, lengths] = k[:, :, 0]
+            past[1][rows, :, lengths] = v[:, :, 0]
+            keys, values = past[0][:, :, :mask.shape[-1]], past[1][:, :, :mask.shape[-1]]
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        x = x + self.proj(y.transpose(1, 2).reshape(b, 1, c))
+        return x + self.mlp(self.ln2(x))
+
 
 class CharTransformer(TextNet):
     def __init__(self, a: Args):
@@ -101,6 +124,42 @@ class CharTransformer(TextNet):
                              f"{self.a.block_size}; decode the last {self.a.block_size} afresh.")
         logits, cache = self._run(idx, past, True)
         return logits[:, -1], cache
+
+    def packing(self) -> Packing:
+        """Packed KV caches: every row's keys and values in block_size slots per layer
+        ((B, heads, block_size, head_dim), zeros past a row's length), so rows of different
+        lengths take their next token in one forward. Each row's new token gets its own
+        position embedding and attends to its own keys only (a mask over the slots), which is
+        what `decode` computes for that row alone; the masked slots add exact zeros to the
+        softmax, so the logits differ from decode's by float rounding only."""
+        size = self.a.block_size
+
+        def join(states: list[list[KV]]) -> list[KV]:
+            return [tuple(torch.cat([F.pad(kv[i], (0, 0, 0, size - kv[i].shape[2])) for kv in layer])
+                          for i in (0, 1)) for layer in zip(*states)]
+
+        def step(idx: torch.Tensor, cache: list[KV], lengths: torch.Tensor) -> tuple[torch.Tensor, list[KV]]:
+            low, top = int(lengths.min()), int(lengths.max())
+            if top >= size:
+                raise ValueError(f"charlm: a row already holds {top} tokens, the block_size; "
+                                 f"decode its last {size} afresh.")
+            # attention reads the slots up to the longest row's new position only; rows all at
+            # one position (requests admitted together) need no mask
+            where: torch.Tensor | int = lengths
+            mask = None
+            if low == top:
+                where = top
+            else:
+                mask = (torch.arange(top + 1, device=idx.device) <= lengths.unsqueeze(1)).view(len(idx), 1, 1, top + 1)
+            x = self.tok(idx) + self.pos(lengths).unsqueeze(1)
+            for block, past in zip(self.blocks, cache):
+                x = block.step_rows(x, past, where, mask)
+            return self.head(self.ln(x))[:, -1], cache
+
+        def keep(cache: list[KV], rows: torch.Tensor) -> list[KV]:
+            return [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in cache]
+
+        return Packing(join, step, keep)
 
 
 class Model(LanguageModel):

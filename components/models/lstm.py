@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from components.data.text import VOCAB_SIZE
-from components.models.textgen import LanguageModel, TextNet
+from components.models.textgen import LanguageModel, Packing, TextNet
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,13 @@ class LSTMLM(TextNet):
         (textgen.IncrementalLogits) then decodes the cropped window afresh."""
         out, state = self.lstm(self.embed(idx), state)
         return self.head(out[:, -1]), state
+
+    def packing(self) -> Packing:
+        """(h, c) does not depend on how many tokens a row has seen: rows of any lengths
+        stack along the batch dimension and step together through `decode`."""
+        return Packing(join=lambda states: tuple(torch.cat(parts, 1) for parts in zip(*states)),
+                       step=lambda idx, state, lengths: self.decode(idx, state),
+                       keep=lambda state, rows: tuple(part.index_select(1, rows) for part in state))
 
 
 class Model(LanguageModel):

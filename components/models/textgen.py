@@ -59,14 +59,32 @@ class IncrementalLogits:
 
 
 @dataclass(frozen=True)
+class Packing:
+    """A network's incremental states packed across requests: rows whose sequences have
+    different lengths decode their next token in one forward (the server's continuous
+    batching; without it, each arrival's rows decode in a forward of their own).
+    - `join(states)`: one state holding the rows of each (a `decode` state or a packed one),
+      in order;
+    - `step(idx (B, 1), state, lengths (B,))`: the logits after each row's newest token,
+      which sits at position lengths[b] (the tokens its state holds), equal to `decode`'s
+      for that row alone up to float rounding, and the state after it;
+    - `keep(state, rows)`: the state of those rows only (a LongTensor of row indices)."""
+    join: Callable[[list], Any]
+    step: Callable[[torch.Tensor, Any, torch.Tensor], tuple[torch.Tensor, Any]]
+    keep: Callable[[Any, torch.Tensor], Any]
+
+
+@dataclass(frozen=True)
 class Decoding:
     """How a language model produces next-token logits for sampling: the window it sees, the
     device its tokens live on, the recompute path `logits_fn` ((B, T) -> (B, T, V)) and, if
-    it has one, the incremental `step_fn` (its network's `decode`)."""
+    it has one, the incremental `step_fn` (its network's `decode`) and the `packing` that
+    decodes rows of different lengths together."""
     block_size: int
     device: Any
     logits_fn: Callable
     step_fn: StepFn | None = None
+    packing: Packing | None = None
 
 
 @dataclass(eq=False)
@@ -113,6 +131,60 @@ class _Group:
         self.jobs, self.state, self.length = jobs, state, length
 
 
+class _Pool:
+    """Every row decoding through its incremental state, whatever its length, in one packed
+    state (a network's `Packing`): one forward a step for all of them. A job leaves the pool
+    (its rows dropped from the state) when it ends or its window would slide."""
+
+    def __init__(self, packing: Packing, block_size: int):
+        self.packing, self.block_size = packing, block_size
+        self.jobs: list[TextJob] = []
+        self.lengths: list[int] = []           # tokens each job's rows hold in the state
+        self.state: Any = None
+
+    @property
+    def rows(self) -> int:
+        return sum(j.n for j in self.jobs)
+
+    def add(self, jobs: list[TextJob], state: Any, length: int) -> None:
+        self.state = self.packing.join([state] if self.state is None else [self.state, state])
+        self.jobs += jobs
+        self.lengths += [length] * len(jobs)
+
+    def leave(self) -> list[TextJob]:
+        """Drop the jobs that ended and those whose next token would pass block_size; returns
+        the latter (they go on from their window, decoded afresh each step)."""
+        stay = [i for i, (j, n) in enumerate(zip(self.jobs, self.lengths)) if not j.done and n < self.block_size]
+        if len(stay) == len(self.jobs):
+            return []
+        slid = [j for j, n in zip(self.jobs, self.lengths) if not j.done and n >= self.block_size]
+        if stay:
+            starts = [0]
+            for job in self.jobs:
+                starts.append(starts[-1] + job.n)
+            rows = [r for i in stay for r in range(starts[i], starts[i + 1])]
+            device = self.jobs[0].idx.device
+            self.state = self.packing.keep(self.state, torch.tensor(rows, device=device))
+        else:
+            self.state = None
+        self.jobs = [self.jobs[i] for i in stay]
+        self.lengths = [self.lengths[i] for i in stay]
+        return slid
+
+    def step(self, before_forward: Callable[[int], None]) -> list[tuple[TextJob, torch.Tensor]]:
+        """The next-token logits of every job in the pool, through one forward."""
+        if not self.jobs:
+            return []
+        last = torch.cat([j.idx[:, -1:] for j in self.jobs]) if len(self.jobs) > 1 else self.jobs[0].idx[:, -1:]
+        lengths = torch.tensor([n for j, n in zip(self.jobs, self.lengths) for _ in range(j.n)], device=last.device)
+        before_forward(len(last))
+        out, self.state = self.packing.step(last, self.state, lengths)
+        self.lengths = [n + 1 for n in self.lengths]
+        if len(self.jobs) == 1:
+            return [(self.jobs[0], out)]
+        return list(zip(self.jobs, torch.split(out, [j.n for j in self.jobs])))
+
+
 class BatchDecoder:
     """Decodes many `TextJob`s at once, one token per job a step, continuous batching: jobs
     join (`add`) and leave (finished, cancelled) between steps. Each job's text equals what
@@ -120,10 +192,12 @@ class BatchDecoder:
     another size: the same window, positions and state as alone, its own generator.
 
     A step computes each job's next-token logits the way `IncrementalLogits` does:
-    - a new job: its prompt window decoded afresh (jobs of the same prompt length together,
-      which starts a group sharing the incremental state);
-    - a group whose sequences still fit in block_size: only the newest token, through the
-      group's state;
+    - a new job: its prompt window decoded afresh (jobs of the same prompt length together);
+      its state then joins the others';
+    - jobs whose sequences still fit in block_size: only the newest token, through their
+      state. With the network's `Packing` every such row, whatever its length, is in one
+      packed state and one forward (`_Pool`); without it, each group of jobs admitted
+      together has a forward of its own (`_Group`);
     - sequences past block_size (and every step of a model without `step_fn`): the last
       block_size tokens afresh, all such jobs of one window length in one forward; past
       the window every job has exactly block_size tokens, so they all batch together."""
@@ -133,7 +207,8 @@ class BatchDecoder:
         # called with a forward's row count just before it runs (the server picks torch's
         # thread count per forward: a step holds one large forward and several small ones)
         self.before_forward = before_forward or (lambda rows: None)
-        self.groups: list[_Group] = []
+        self.groups: list[_Group] = []        # without a Packing
+        self.pool = _Pool(decoding.packing, decoding.block_size) if decoding.packing else None
         self.windowed: list[TextJob] = []      # jobs decoded from their window afresh each step
         self.new: list[TextJob] = []
         self.jobs: list[TextJob] = []          # live: added, not yet finished or cancelled
@@ -142,7 +217,8 @@ class BatchDecoder:
     def rows(self) -> int:
         """Rows one step decodes (a finished job's rows count while its group lives)."""
         live = [g for g in self.groups if not all(j.done for j in g.jobs)]
-        return sum(j.n for g in live for j in g.jobs) + sum(j.n for j in self.windowed + self.new if not j.done)
+        pooled = sum(j.n for j in self.pool.jobs if not j.done) if self.pool else 0
+        return pooled + sum(j.n for g in live for j in g.jobs) + sum(j.n for j in self.windowed + self.new if not j.done)
 
     def add(self, jobs: list[TextJob]) -> None:
         for job in jobs:
@@ -165,7 +241,9 @@ class BatchDecoder:
                 logits, state = self.d.logits_fn(window)[:, -1], None
             else:
                 logits, state = self.d.step_fn(window, None)
-            if keep_state and state is not None:
+            if keep_state and state is not None and self.pool is not None:
+                self.pool.add(same, state, length)
+            elif keep_state and state is not None:
                 self.groups.append(_Group(same, state, length))
             else:
                 self.windowed += same
@@ -173,19 +251,30 @@ class BatchDecoder:
         return out
 
     @staticmethod
-    def _sample(logits: list[tuple[TextJob, torch.Tensor]]) -> list[tuple[TextJob, torch.Tensor]]:
-        """Each job's next tokens (n, 1), drawn with its own generator. Jobs with the same
-        controls are filtered and softmaxed in one op (row by row, so each row's
-        probabilities are the ones it gets alone); only the draw is per job."""
+    def _sample(logits: list[tuple[TextJob, torch.Tensor]]) -> list[tuple[TextJob, torch.Tensor, list[int]]]:
+        """Each job's next tokens ((n, 1), and as ints), drawn with its own generator. Jobs with
+        the same controls are filtered and softmaxed in one op (row by row, so each row's
+        probabilities are the ones it gets alone); only the noise is drawn per job.
+
+        The draw is an exponential race, argmax(p / E) with E ~ Exp(1) for every token (as in
+        pytorch-labs/gpt-fast's `multinomial_sample_one_no_sync`): token i wins with
+        probability p_i, the same distribution as torch.multinomial, but the argmax runs once
+        for all jobs (a multinomial call per job took ~28 us; 32 of them were 7% of a step).
+        A token filtered out (p = 0) cannot win: E is kept above 0, so its ratio is 0."""
         by_controls: dict[tuple, list[tuple[TextJob, torch.Tensor]]] = {}
         for job, rows in logits:
             by_controls.setdefault((job.temperature, job.top_k, job.top_p), []).append((job, rows))
         out = []
         for (temperature, top_k, top_p), same in by_controls.items():
-            stacked = torch.cat([rows for _, rows in same]).float().cpu()
-            probs = F.softmax(filter_logits(stacked, temperature, top_k, top_p), -1)
-            for (job, _), p in zip(same, torch.split(probs, [job.n for job, _ in same])):
-                out.append((job, torch.multinomial(p, 1, generator=job.gen)))
+            stacked = torch.cat([rows for _, rows in same]) if len(same) > 1 else same[0][1]
+            probs = F.softmax(filter_logits(stacked.float().cpu(), temperature, top_k, top_p), -1)
+            noise = [torch.empty(job.n, probs.shape[1]).exponential_(generator=job.gen) for job, _ in same]
+            noise = torch.cat(noise) if len(noise) > 1 else noise[0]
+            tokens = (probs / noise.clamp_min_(1e-30)).argmax(-1, keepdim=True)
+            values, start = tokens.view(-1).tolist(), 0
+            for (job, _), part in zip(same, torch.split(tokens, [job.n for job, _ in same])):
+                out.append((job, part, values[start:start + job.n]))
+                start += job.n
         return out
 
     @torch.no_grad()
@@ -193,6 +282,9 @@ class BatchDecoder:
         """One token for every live job; returns the jobs that ended (finished or cancelled)."""
         ended = [j for j in self.jobs if j.cancelled]
         logits: list[tuple[TextJob, torch.Tensor]] = []
+        if self.pool is not None:
+            self.windowed += self.pool.leave()
+            logits += self.pool.step(self.before_forward)
         groups, self.groups = self.groups, []
         for g in groups:
             if all(j.done for j in g.jobs):
@@ -210,17 +302,19 @@ class BatchDecoder:
         new, self.new = [j for j in self.new if not j.done], []
         logits += self._windows(windowed, keep_state=False)
         logits += self._windows(new, keep_state=self.d.step_fn is not None)
-        for job, token in self._sample(logits):
+        for job, token, values in self._sample(logits):
             job.idx = torch.cat([job.idx, token.to(self.d.device)], 1)
             job.produced += 1
             if job.on_tokens is not None:
                 try:
-                    job.on_tokens(job, token.squeeze(1).tolist())
+                    job.on_tokens(job, values)
                 except Exception:                  # a listener that fails (a client gone) drops
                     job.cancel()                   # its own job, not the others
             if job.done:
                 ended.append(job)
         self.jobs = [j for j in self.jobs if j not in ended]
+        if self.pool is not None:                 # let go of the ended rows' state now
+            self.windowed += self.pool.leave()
         return ended
 
 
@@ -251,6 +345,11 @@ class TextNet(torch.nn.Module, abc.ABC):
     def decode(self, idx: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         """`idx` (B, T) following the tokens `state` carries (None: from the start) -> the
         logits after the last of them (B, V), equal to forward's, and the state after idx."""
+
+    def packing(self) -> Packing | None:
+        """How this network's states pack rows of different lengths into one forward
+        (`Packing`); None: each group of rows admitted together decodes on its own."""
+        return None
 
 
 class LanguageModel(ModuleWeights):
@@ -301,7 +400,7 @@ class LanguageModel(ModuleWeights):
         if self.net.training:
             raise ValueError("decoding(): put the network in eval mode first (net.eval()); "
                              "in training mode dropout would change every token.")
-        return Decoding(self.args.block_size, device_of(self.net), self.net, self.net.decode)
+        return Decoding(self.args.block_size, device_of(self.net), self.net, self.net.decode, self.net.packing())
 
     def sample(self, n: int, seed: int, *, prompt: str = "", max_new_tokens: int = 100,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> list[str]:

@@ -342,9 +342,9 @@ class TextEngine(_Worker):
         `threads` for SMALL_ROWS rows or more, one below. On this engine's thread (not the
         process's main thread) a small forward on two OpenMP threads is far slower than on one
         (a batch-1 200-token sample: 516 vs 1,300 tokens/s from the main thread, CPU, 2 cores),
-        and a step holds one large forward (the rows past the window) beside several small
-        ones (the rows still in their KV cache, a group per arrival); a batch of 32 gains from
-        both threads. Switching costs ~0.1 us (the thread pool is kept)."""
+        and a step holds one large forward (the rows past the window) beside smaller ones
+        (the rows still in their KV cache, packed into one forward, and the new arrivals'
+        prompts); a batch of 32 gains from both threads. Switching costs ~0.1 us (the thread pool is kept)."""
         if not self.threads:
             return
         want = self.threads if rows >= self.SMALL_ROWS else 1

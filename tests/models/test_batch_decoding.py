@@ -53,7 +53,7 @@ def test_each_request_gets_its_alone_text_in_a_mixed_batch(family):
     for job, request in zip(jobs, REQUESTS):
         assert job.texts() == alone(m, request), request
         assert job.produced == request["max_new_tokens"]
-    assert not decoder.jobs and not decoder.groups
+    assert not decoder.jobs and not decoder.groups and not (decoder.pool and decoder.pool.jobs)
 
 
 def test_one_batched_forward_a_step_past_the_window():
@@ -108,3 +108,99 @@ def test_decoding_refuses_a_network_in_training_mode():
     m = model("lstm")
     with pytest.raises(ValueError, match="eval mode"):
         m.decoding()
+
+
+@pytest.mark.parametrize("family", ["charlm", "lstm"])
+def test_packed_rows_of_different_lengths_step_as_they_would_alone(family):
+    """Rows holding 3, 7 and 12 tokens (and 1 row at 15, the last slot of the window) take
+    their next tokens in one packed forward: each row's logits equal `decode` on that row
+    alone to 1e-5, two steps running, and after `keep` drops rows the others go on unchanged."""
+    m = trained_like(family, dtype=torch.float32)
+    packing = m.decoding().packing
+    seqs = [torch.randint(0, 256, (1, length + 2), generator=torch.Generator().manual_seed(length))
+            for length in (3, 7, 12, 14)]
+    with torch.no_grad():
+        alone_states = [m.net.decode(s[:, :-2])[1] for s in seqs]
+        packed = packing.join(alone_states[:2])
+        packed = packing.join([packed] + alone_states[2:])                 # a packed state joins too
+        lengths = torch.tensor([s.shape[1] - 2 for s in seqs])
+        for col in (-2, -1):
+            got, packed = packing.step(torch.cat([s[:, col:col + 1 or None] for s in seqs]), packed, lengths)
+            for i, s in enumerate(seqs):
+                want, alone_states[i] = m.net.decode(s[:, col:col + 1 or None], alone_states[i])
+                torch.testing.assert_close(got[i:i + 1], want, atol=1e-5, rtol=0, msg=f"row {i} at {col}")
+            assert got.abs().max() > 2.0                                   # not trivially small logits
+            lengths = lengths + 1
+        assert int(lengths[-1]) == B                                       # the last row filled the window
+        kept = packing.keep(packed, torch.tensor([0, 2]))
+        nxt = torch.randint(0, 256, (2, 1), generator=torch.Generator().manual_seed(9))
+        got, _ = packing.step(nxt, kept, lengths[[0, 2]])
+        for row, i in enumerate((0, 2)):
+            want, _ = m.net.decode(nxt[row:row + 1], alone_states[i])
+            torch.testing.assert_close(got[row:row + 1], want, atol=1e-5, rtol=0)
+        # rows all at one position (requests admitted together) take the transformer's
+        # unmasked path: the same logits as alone
+        same = torch.randint(0, 256, (3, 6), generator=torch.Generator().manual_seed(5))
+        _, state = m.net.decode(same[:, :5])
+        got, _ = packing.step(same[:, 5:], packing.join([state]), torch.full((3,), 5))
+        for i in range(3):
+            want, _ = m.net.decode(same[i:i + 1, 5:], m.net.decode(same[i:i + 1, :5])[1])
+            torch.testing.assert_close(got[i:i + 1], want, atol=1e-5, rtol=0)
+
+
+def test_the_transformer_refuses_a_packed_step_past_its_window():
+    m = trained_like("charlm", dtype=torch.float32)
+    packing = m.decoding().packing
+    with torch.no_grad():
+        _, state = m.net.decode(torch.zeros(1, B, dtype=torch.long))
+        with pytest.raises(ValueError, match="block_size; decode its last 16 afresh"):
+            packing.step(torch.zeros(1, 1, dtype=torch.long), packing.join([state]), torch.tensor([B]))
+
+
+@pytest.mark.parametrize("family", ["charlm", "lstm"])
+def test_jobs_that_joined_at_different_steps_share_one_forward(family):
+    """Continuous batching with a Packing: jobs admitted at steps 0, 2 and 5 (each a prefill
+    of its own) then decode in one packed forward a step, not a forward per arrival; when a
+    job ends its rows leave the packed state. Their texts are their alone texts (float64)."""
+    m = trained_like(family)
+    d = m.decoding()
+    calls = []
+
+    def counting(idx, state, lengths):
+        calls.append(len(idx))
+        return d.packing.step(idx, state, lengths)
+
+    decoder = BatchDecoder(type(d)(d.block_size, d.device, d.logits_fn, d.step_fn,
+                                   type(d.packing)(d.packing.join, counting, d.packing.keep)))
+    requests = [dict(n=2, seed=1, prompt="ab", max_new_tokens=9), dict(n=1, seed=2, prompt="x", max_new_tokens=12),
+                dict(n=3, seed=3, prompt="def", max_new_tokens=10)]
+    jobs = [TextJob(**r) for r in requests]
+    pooled_rows = []
+    for step in range(12):
+        decoder.add({0: jobs[:1], 2: jobs[1:2], 5: jobs[2:]}.get(step, []))
+        calls.clear()
+        decoder.step()
+        assert len(calls) <= 1                                   # at most one packed forward a step
+        pooled_rows.append(calls[0] if calls else 0)
+        assert decoder.pool.state is None or len(decoder.pool.lengths) == len(decoder.pool.jobs)
+    # step 0: job 0's prefill only (its first token); 1-2: its 2 rows; 3-5: + job 1's; 6-8:
+    # + job 2's 3; job 0 ends with its 9th token in step 8, so 9-11: jobs 1 and 2
+    assert pooled_rows == [0, 2, 2, 3, 3, 3, 6, 6, 6, 4, 4, 4]
+    while decoder.jobs:
+        decoder.step()
+    assert [j.texts() for j in jobs] == [alone(m, r) for r in requests]
+    assert not decoder.pool.jobs and decoder.pool.state is None
+
+
+def test_the_draw_follows_the_probabilities_and_never_picks_a_filtered_token():
+    """The exponential race draws token i with probability p_i: 40,000 draws of one
+    distribution land within 0.01 of it; with top_k the tokens filtered out never come up."""
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05] + [1e-9] * 4]))
+    job = TextJob(n=40_000, seed=0)
+    [(_, tokens, values)] = BatchDecoder._sample([(job, logits.repeat(40_000, 1))])
+    share = torch.bincount(tokens.view(-1), minlength=8).double() / 40_000
+    assert (share[:4] - torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)).abs().max() < 0.01
+    assert values == tokens.view(-1).tolist()
+    top2 = TextJob(n=20_000, seed=1, top_k=2)
+    [(_, tokens, _)] = BatchDecoder._sample([(top2, logits.repeat(20_000, 1))])
+    assert set(tokens.view(-1).tolist()) == {0, 1}
