@@ -83,7 +83,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CLIENTS = (1, 8, 32)
-PARTS = ("bare", "trivial", "images", "volume", "fuzz", "text", "ttft", "swap")
+PARTS = ("bare", "trivial", "images", "volume", "fuzz", "text", "mixed", "ttft", "swap")
 IMAGE_BODIES = {1: {"n": 1}, 16: {"n": 16}}
 TEXT_TOKENS = 200
 TEXT_BODY = {"n": 1, "prompt": "def ", "max_new_tokens": TEXT_TOKENS}
@@ -520,6 +520,45 @@ def interleaved_text(url: str, model_name: str, bento_tag: str | None, opts, tmp
     row = merge_rounds(runs)
     row["target"] = "text 200 tokens"
     return row, {"tokens_per_s": round(statistics.mean(bare_runs), 1), "rounds": bare_runs}
+
+
+MIXED_TOKENS = (50, 100, 200, 400)          # the mixed part: 8 clients on each
+
+
+def mixed_text(url: str, model_name: str, bento_tag: str | None, opts) -> dict:
+    """Text at 32 clients asking for different lengths: 8 clients each for 50, 100, 200 and
+    400 new tokens, for text_duration seconds, the four hey processes at once. Requests in
+    flight then sit at different positions of their text, as they do when clients ask for
+    different lengths or do not start together; 32 identical requests from a closed loop tend
+    to run in lockstep, one batch after another. tokens/s counts the requests answered in
+    time (a 400-token request cut off by the end counts nothing). Beside it, bare batch-32
+    sampling of 200 tokens in this process just before and just after (the server idle)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, _ = served_model(model_name, bento_tag)
+    model.sample(2, 0, max_new_tokens=8)                                            # warm up
+
+    def bare_rate(seed: int) -> float:
+        seconds = _time(lambda: model.sample(32, seed, max_new_tokens=TEXT_TOKENS), 0, 1)
+        return round(32 * TEXT_TOKENS / seconds, 1)
+
+    before = bare_rate(0)
+    bodies = [{**TEXT_BODY, "max_new_tokens": t} for t in MIXED_TOKENS]
+    clients = 32 // len(bodies)
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        runs = list(pool.map(lambda body: hey(url, body, clients, opts.token, seconds=opts.text_duration), bodies))
+    bare = statistics.mean([before, bare_rate(1)])
+    tokens = sum((r["ok"] or 0) * b["max_new_tokens"] for r, b in zip(runs, bodies))
+    seconds = max(r["seconds"] or opts.text_duration for r in runs)
+    row = {"target": "text mixed lengths", "clients": clients * len(bodies), "seconds": seconds,
+           "tokens_per_s": round(tokens / seconds, 1), "bare_batch32_tokens_per_s": round(bare, 1),
+           "ratio_vs_bare": round(tokens / seconds / bare, 3), "non_2xx": sum(r["non_2xx"] for r in runs),
+           "errors": sum(r["errors"] for r in runs),
+           "by_length": [{"max_new_tokens": b["max_new_tokens"], "clients": clients, "ok": r["ok"],
+                          "p50_s": r["p50_s"], "p99_s": r["p99_s"]} for r, b in zip(runs, bodies)]}
+    log(f"text mixed lengths c=32: {row['tokens_per_s']:,.0f} tokens/s ({row['ratio_vs_bare']:.3f} of bare "
+        f"batch-32 sampling, {bare:,.0f})  non-2xx {row['non_2xx']}  errors {row['errors']}")
+    return row
 
 
 @dataclass
@@ -1255,6 +1294,14 @@ def markdown(result: dict) -> str:
                        f"tokens/s){goal}" if "ratio" in e else "")
             lines.append(f"- text at {clients_(e['clients'])}: {fmt(e['tokens_per_s'])} tokens/s{upfront}{same}")
         lines.append("")
+    mixed = result.get("mixed")
+    if mixed:
+        lines.append(f"Text, mixed lengths ({', '.join(str(b['clients']) + ' clients x ' + str(b['max_new_tokens']) for b in mixed['by_length'])} "
+                     f"new tokens, at once): {fmt(mixed['tokens_per_s'])} tokens/s, **{mixed['ratio_vs_bare']:.3f}** of bare "
+                     f"batch-32 sampling of {TEXT_TOKENS} tokens before and after it ({fmt(mixed['bare_batch32_tokens_per_s'])}); "
+                     f"non-2xx {mixed['non_2xx']}, "
+                     f"errors {mixed['errors']}; p50 by length "
+                     + ", ".join(f"{ms(b['p50_s'])} ms" for b in mixed["by_length"]) + ".\n")
     v = result.get("volume")
     if v:
         lines.append(f"Volume: {v['sent']:,} of {v['requested']:,} requests at {v['clients']} clients "
@@ -1504,7 +1551,7 @@ def main(argv=None) -> int:
                 while trivial_server:
                     trivial_server.pop().stop()
 
-        if parts & {"text", "ttft", "fuzz"}:
+        if parts & {"text", "mixed", "ttft", "fuzz"}:
             def text():
                 with serving("text", opts.text_model, opts.text_bento, TEXT_BODY, 2) as server:
                     if "text" in parts:
@@ -1518,6 +1565,9 @@ def main(argv=None) -> int:
                             if got:
                                 result["load"].append(got[0])
                                 result["bare"].setdefault("text", {})["interleaved_batch32"] = got[1]
+                    if "mixed" in parts:
+                        result["mixed"] = part("mixed", lambda: mixed_text(server.url, opts.text_model,
+                                                                            opts.text_bento, opts))
                     if "ttft" in parts:
                         result["ttft"] = part("ttft", lambda: ttft(server, opts))
                     if "fuzz" in parts:
