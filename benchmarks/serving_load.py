@@ -530,9 +530,11 @@ def mixed_text(url: str, model_name: str, bento_tag: str | None, opts) -> dict:
     400 new tokens, for text_duration seconds, the four hey processes at once. Requests in
     flight then sit at different positions of their text, as they do when clients ask for
     different lengths or do not start together; 32 identical requests from a closed loop tend
-    to run in lockstep, one batch after another. tokens/s counts the requests answered in
-    time (a 400-token request cut off by the end counts nothing). Beside it, bare batch-32
-    sampling of 200 tokens in this process just before and just after (the server idle)."""
+    to run in lockstep, one batch after another. tokens/s: the 2xx answers' tokens over the
+    longest of the four runs' times (hey lets the requests in flight when the time is up
+    finish and counts them, so the 400-token clients' tail is in both). Beside it, bare
+    batch-32 sampling of 200 tokens in this process just before and just after (the server
+    idle). A hey run that gave no figures fails the part (its output kept)."""
     from concurrent.futures import ThreadPoolExecutor
 
     model, _ = served_model(model_name, bento_tag)
@@ -548,6 +550,10 @@ def mixed_text(url: str, model_name: str, bento_tag: str | None, opts) -> dict:
     with ThreadPoolExecutor(len(bodies)) as pool:
         runs = list(pool.map(lambda body: hey(url, body, clients, opts.token, seconds=opts.text_duration), bodies))
     bare = statistics.mean([before, bare_rate(1)])
+    failed = [{"max_new_tokens": b["max_new_tokens"], "raw": r.get("raw"), "cut_short": r.get("cut_short")}
+              for r, b in zip(runs, bodies) if r["rps"] is None]
+    if failed:
+        raise RuntimeError(f"mixed: hey gave no figures for {json.dumps(failed)[:2000]}")
     tokens = sum((r["ok"] or 0) * b["max_new_tokens"] for r, b in zip(runs, bodies))
     seconds = max(r["seconds"] or opts.text_duration for r in runs)
     row = {"target": "text mixed lengths", "clients": clients * len(bodies), "seconds": seconds,

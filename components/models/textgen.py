@@ -64,11 +64,13 @@ class Packing:
     different lengths decode their next token in one forward (the server's continuous
     batching; without it, each arrival's rows decode in a forward of their own).
     - `join(states)`: one state holding the rows of each (a `decode` state or a packed one),
-      in order;
+      in order, in new tensors (never a view of the states given);
     - `step(idx (B, 1), state, lengths (B,))`: the logits after each row's newest token,
       which sits at position lengths[b] (the tokens its state holds), equal to `decode`'s
-      for that row alone up to float rounding, and the state after it;
-    - `keep(state, rows)`: the state of those rows only (a LongTensor of row indices)."""
+      for that row alone up to float rounding, and the state after it. It may write into
+      the state it is given (the transformer does): pass only a state from `join` or `keep`;
+    - `keep(state, rows)`: the state of those rows only (a LongTensor of row indices), in new
+      tensors."""
     join: Callable[[list], Any]
     step: Callable[[torch.Tensor, Any, torch.Tensor], tuple[torch.Tensor, Any]]
     keep: Callable[[Any, torch.Tensor], Any]
@@ -141,10 +143,6 @@ class _Pool:
         self.jobs: list[TextJob] = []
         self.lengths: list[int] = []           # tokens each job's rows hold in the state
         self.state: Any = None
-
-    @property
-    def rows(self) -> int:
-        return sum(j.n for j in self.jobs)
 
     def add(self, jobs: list[TextJob], state: Any, length: int) -> None:
         self.state = self.packing.join([state] if self.state is None else [self.state, state])
@@ -242,7 +240,10 @@ class BatchDecoder:
             else:
                 logits, state = self.d.step_fn(window, None)
             if keep_state and state is not None and self.pool is not None:
-                self.pool.add(same, state, length)
+                if length < self.d.block_size:
+                    self.pool.add(same, state, length)
+                else:                     # a prompt that fills the window: afresh from the next token
+                    self.windowed += same
             elif keep_state and state is not None:
                 self.groups.append(_Group(same, state, length))
             else:
@@ -268,6 +269,9 @@ class BatchDecoder:
         for (temperature, top_k, top_p), same in by_controls.items():
             stacked = torch.cat([rows for _, rows in same]) if len(same) > 1 else same[0][1]
             probs = F.softmax(filter_logits(stacked.float().cpu(), temperature, top_k, top_p), -1)
+            if not bool(torch.isfinite(probs).all()):       # a NaN would otherwise draw token 0
+                raise ValueError("text sampling: the model gave non-finite logits (NaN or inf); "
+                                 "its weights are broken: retrain or restore the checkpoint.")
             noise = [torch.empty(job.n, probs.shape[1]).exponential_(generator=job.gen) for job, _ in same]
             noise = torch.cat(noise) if len(noise) > 1 else noise[0]
             tokens = (probs / noise.clamp_min_(1e-30)).argmax(-1, keepdim=True)
@@ -326,8 +330,9 @@ def sample_text(logits_fn: Callable, block_size: int, device, n: int, seed: int,
     `step_fn` (a model's `decode`) each token is decoded incrementally (as `IncrementalLogits`
     does); without it the window is recomputed for every token. Both give the same logits to
     float rounding (~1e-6) and so, for a seed, the same text: a draw could only differ where
-    that rounding moved a cumulative probability across the uniform number drawn. This is
-    a `BatchDecoder` with one job: the server decodes many at once through the same code."""
+    that rounding moved the largest p / E (the exponential race, `BatchDecoder._sample`) to
+    another token. This is a `BatchDecoder` with one job: the server decodes many at once
+    through the same code."""
     job = TextJob(n, seed, prompt, max_new_tokens, temperature, top_k, top_p)
     decoder = BatchDecoder(Decoding(block_size, device, logits_fn, step_fn))
     decoder.add([job])

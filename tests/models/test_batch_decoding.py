@@ -204,3 +204,60 @@ def test_the_draw_follows_the_probabilities_and_never_picks_a_filtered_token():
     top2 = TextJob(n=20_000, seed=1, top_k=2)
     [(_, tokens, _)] = BatchDecoder._sample([(top2, logits.repeat(20_000, 1))])
     assert set(tokens.view(-1).tolist()) == {0, 1}
+
+
+def test_top_p_filtered_tokens_never_win_and_nan_logits_are_refused():
+    """top_p 0.7 over (0.5, 0.3, 0.15, 0.05, ...) keeps tokens 0 and 1 only; logits with a NaN
+    are refused with the reason instead of drawing token 0."""
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05] + [1e-9] * 4]))
+    job = TextJob(n=20_000, seed=2, top_p=0.7, temperature=1.0)
+    [(_, tokens, _)] = BatchDecoder._sample([(job, logits.repeat(20_000, 1))])
+    assert set(tokens.view(-1).tolist()) == {0, 1}
+    bad = logits.clone()
+    bad[0, 2] = float("nan")
+    with pytest.raises(ValueError, match="non-finite logits"):
+        BatchDecoder._sample([(TextJob(n=1, seed=0), bad)])
+
+
+def test_a_packed_step_leaves_the_prefill_state_alone():
+    """The transformer writes the new keys and values into the packed state in place: the
+    state `decode` returned (joined, so copied) must not change."""
+    m = trained_like("charlm", dtype=torch.float32)
+    packing = m.decoding().packing
+    with torch.no_grad():
+        _, state = m.net.decode(torch.randint(0, 256, (2, 5), generator=torch.Generator().manual_seed(3)))
+        before = [(k.clone(), v.clone()) for k, v in state]
+        packing.step(torch.zeros(2, 1, dtype=torch.long), packing.join([state]), torch.tensor([5, 5]))
+        packing.step(torch.zeros(2, 1, dtype=torch.long), packing.join([state]), torch.tensor([5, 5]))
+    for (k, v), (k0, v0) in zip(state, before):
+        assert torch.equal(k, k0) and torch.equal(v, v0)
+
+
+@pytest.mark.parametrize("family", ["charlm", "lstm"])
+def test_a_job_cancelled_between_others_leaves_their_rows_right(family):
+    """Jobs of 2, 3 and 2 rows in the packed state; the middle one cancelled at step 4: its
+    rows leave the state and the jobs on either side still get their alone texts (float64).
+    A prompt that fills the window goes straight to the windowed path, never into the pool."""
+    m = trained_like(family)
+    requests = [dict(n=2, seed=11, prompt="ab", max_new_tokens=10), dict(n=3, seed=12, prompt="abc", max_new_tokens=10),
+                dict(n=2, seed=13, prompt="a", max_new_tokens=10), dict(n=1, seed=14, prompt="y" * B, max_new_tokens=4)]
+    jobs = [TextJob(**r) for r in requests]
+    d = m.decoding()
+    joined = []
+
+    def join(states):
+        joined.append(len(states))
+        return d.packing.join(states)
+
+    decoder = BatchDecoder(type(d)(d.block_size, d.device, d.logits_fn, d.step_fn,
+                                   type(d.packing)(join, d.packing.step, d.packing.keep)))
+    for step in range(4):
+        decoder.add({0: jobs[:1], 1: jobs[1:2], 2: jobs[2:]}.get(step, []))
+        decoder.step()
+    assert decoder.pool.jobs == jobs[:3] and len(joined) == 3          # the full-window prompt never joined
+    jobs[1].cancel()
+    decoder.step()
+    assert decoder.pool.jobs == [jobs[0], jobs[2]] and jobs[1].produced == 3
+    while decoder.jobs:
+        decoder.step()
+    assert [jobs[i].texts() for i in (0, 2, 3)] == [alone(m, requests[i]) for i in (0, 2, 3)]
