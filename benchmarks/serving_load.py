@@ -19,6 +19,8 @@ fuzz     1,000 malformed requests per server (a seeded mix; what counts as bad f
          the server must still answer /readyz and a good /generate. Each kind says whether
          the schema /generate always had makes it bad, or the rules being added (unknown
          fields, body and prompt size limits, auth, an empty body rather than {}).
+mixed    text at 32 clients asking for different lengths (8 each for 50, 100, 200 and 400
+         tokens, four hey runs at once), beside bare batch-32 sampling before and after.
 ttft     time to the first streamed token (POST /generate_stream, text/event-stream) with
          32 streaming clients in a closed loop; "not available" while the route is missing.
 swap     hot swap under load: the image server runs with GENLOOP_FOLLOW=1 (`genloop serve

@@ -38,6 +38,7 @@ import yaml  # noqa: E402
 
 from components.models import build_model  # noqa: E402
 from components.models.textgen import BatchDecoder, Decoding, TextJob  # noqa: E402
+from components.serving.engine import TextEngine  # noqa: E402
 
 SLOTS, TOKENS, PROMPT = 32, 200, "def "
 
@@ -51,7 +52,7 @@ class Replay:
             d = Decoding(d.block_size, d.device, d.logits_fn, d.step_fn)
 
         def before_forward(rows: int) -> None:       # the text engine's thread choice
-            want = threads if rows >= 8 else 1
+            want = threads if rows >= TextEngine.SMALL_ROWS else 1
             if torch.get_num_threads() != want:
                 torch.set_num_threads(want)
 

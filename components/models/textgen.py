@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import itertools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -157,9 +158,7 @@ class _Pool:
             return []
         slid = [j for j, n in zip(self.jobs, self.lengths) if not j.done and n >= self.block_size]
         if stay:
-            starts = [0]
-            for job in self.jobs:
-                starts.append(starts[-1] + job.n)
+            starts = [0, *itertools.accumulate(j.n for j in self.jobs)]
             rows = [r for i in stay for r in range(starts[i], starts[i + 1])]
             device = self.jobs[0].idx.device
             self.state = self.packing.keep(self.state, torch.tensor(rows, device=device))
