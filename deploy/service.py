@@ -141,12 +141,10 @@ class Generator:
     model_ref = bentoml.models.BentoModel(SPEC["tag"])
 
     def __init__(self) -> None:
-        import torch
-
-        from components.serving.engine import describe
+        from components.serving.engine import describe, own_torch_threads
         from components.serving.metrics import shared
 
-        torch.set_num_threads(LIMITS.threads())
+        own_torch_threads(LIMITS.main_threads(SPEC.get("modality")))
 
         self.name = SPEC["tag"].split(":")[0]
         self.metrics = shared()
@@ -190,7 +188,7 @@ class Generator:
         once handled (a failed load raises and is retried on the next check)."""
         from bentoml._internal.configuration.containers import BentoMLContainer
 
-        from components.serving.engine import describe
+        from components.serving.engine import describe, on_a_passing_thread
 
         aliases = Path(BentoMLContainer.bentoml_home.get()) / "genloop-champions.json"
         stamp = aliases.stat().st_mtime_ns if aliases.is_file() else None
@@ -198,7 +196,8 @@ class Generator:
             return seen
         tag = (json.loads(aliases.read_text()).get(self.name) or {}).get("champion")
         if tag and tag != self.current.provenance["model_tag"]:
-            old, self.current = self.current, self._load(bentoml.models.get(tag))
+            # loaded on a thread that ends with the load: its OpenMP team goes with it
+            old, self.current = self.current, on_a_passing_thread(self._load, bentoml.models.get(tag))
             print(f"genloop: now serving champion {tag}; {describe(self.current.engine, LIMITS)}", flush=True)
             old.engine.close(drain=True)           # requests it took finish on the old model
         return stamp

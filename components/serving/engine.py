@@ -41,6 +41,45 @@ class EngineClosed(RuntimeError):
     """The engine was closed (the model was swapped out or the server is stopping)."""
 
 
+def own_torch_threads(threads: int) -> None:
+    """Give the calling thread `threads` intra-op threads for good. torch keeps the count per
+    thread (OpenMP's), but sets a thread's from the process-wide one (the last
+    `torch.set_num_threads` anywhere) at that thread's first parallel op: a thread that only
+    set its count, then ran its first op after the text engine had set 2, would run on 2.
+    `get_num_threads` does that first setting now, so the count set after it stays."""
+    torch.get_num_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def on_a_passing_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` on a new thread that ends with it; its result, or its exception raised here.
+
+    For torch work done once on the side of a serving engine (a hot swap's load). A thread
+    that runs a parallel torch op keeps an OpenMP thread team as long as it lives, and a
+    second team in the process makes the engine's slower: once there are more OpenMP threads
+    than cores, libgomp (torch's OpenMP) spins 100 times instead of 300,000 before a waiting
+    thread sleeps (its GOMP_SPINCOUNT documentation), so each parallel op wakes its threads
+    from sleep. On 2 cores, 2,000 products of 32x384 by 384x1152 on a thread of 2 took 0.40 s
+    alone and 0.55-0.60 s with another thread's team alive (BENCHMARKS.md). A long-lived
+    follow thread that loaded the new champion itself would keep its team for good; a thread
+    that ends frees its team."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:             # raised again on the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="genloop-passing", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def _resolve(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
     """Set a job's outcome unless its waiter gave up (a request timed out and cancelled the
     future): that must not take the engine's thread down with InvalidStateError."""
@@ -113,9 +152,10 @@ class ImageEngine(_Worker):
     kind = "image"
 
     def __init__(self, model, max_batch_size: int = 64, max_latency_ms: float = 0.0,
-                 observe: Observer | None = None, onednn_min_rows: int = 0):
+                 observe: Observer | None = None, onednn_min_rows: int = 0, threads: int | None = None):
         self.model, self.max_latency = model, max_latency_ms / 1000.0
         self.onednn_min_rows = onednn_min_rows
+        self.threads = threads                   # torch threads of this engine's thread (None: torch's)
         self.last_jobs: int | None = None        # requests in the last forward
         super().__init__(max_batch_size, observe)
 
@@ -156,6 +196,8 @@ class ImageEngine(_Worker):
             return batch
 
     def _loop(self) -> None:
+        if self.threads:
+            own_torch_threads(self.threads)
         while True:
             batch = self._take()
             if not batch:
@@ -282,7 +324,8 @@ def make_engine(model, limits, observe: Observer | None = None):
     if limits.image_engine == "loop":
         engine = LoopImageEngine(model, limits.max_batch_size, observe, min_rows)
     else:
-        engine = ImageEngine(model, limits.max_batch_size, limits.max_latency_ms, observe, min_rows)
+        engine = ImageEngine(model, limits.max_batch_size, limits.max_latency_ms, observe, min_rows,
+                             limits.threads())
     engine.lowered_convs = lowered
     return engine
 
@@ -339,12 +382,14 @@ class TextEngine(_Worker):
 
     def _threads(self, rows: int) -> None:
         """torch's intra-op threads for the next forward (the decoder calls this before each):
-        `threads` for SMALL_ROWS rows or more, one below. On this engine's thread (not the
-        process's main thread) a small forward on two OpenMP threads is far slower than on one
-        (a batch-1 200-token sample: 516 vs 1,300 tokens/s from the main thread, CPU, 2 cores),
-        and a step holds one large forward (the rows past the window) beside smaller ones
-        (the rows still in their KV cache, packed into one forward, and the new arrivals'
-        prompts); a batch of 32 gains from both threads. Switching costs ~0.1 us (the thread pool is kept)."""
+        `threads` for SMALL_ROWS rows or more, one below. A step holds one large forward (the
+        rows past the window) beside smaller ones (the rows still in their KV cache, packed into
+        one forward, and the new arrivals' prompts); a batch of 32 gains from both threads, and
+        with 8 clients the server did 1.22x the requests/s with small forwards on one thread
+        than on two (the sibling thread of a small forward mostly waits; CPU, 2 cores). A lone
+        batch-1 client lost 3% by it. (An earlier figure, small forwards 2.5x slower on two
+        threads, was measured with a second OpenMP team in the process: on_a_passing_thread.)
+        Switching costs ~0.1 us (the thread pool is kept)."""
         if not self.threads:
             return
         want = self.threads if rows >= self.SMALL_ROWS else 1

@@ -42,6 +42,87 @@ def test_serving_config_takes_the_packaged_settings_then_the_environment():
     assert (ServingConfig().text_threads(2), ServingConfig(torch_threads=3).text_threads(16)) == (2, 3)
 
 
+def test_the_main_thread_runs_torch_on_one_thread_unless_image_forwards_run_there():
+    """A second OpenMP team slows the engine's (engine.on_a_passing_thread): the event loop's
+    thread gets the image forwards' threads only when it runs them."""
+    assert ServingConfig().main_threads("text", cores=16) == 1
+    assert ServingConfig(torch_threads=4).main_threads("text", cores=16) == 1
+    assert ServingConfig().main_threads("image", cores=16) == 15
+    assert ServingConfig(image_engine="thread").main_threads("image", cores=16) == 1
+    assert ServingConfig().main_threads(None, cores=16) == 15          # an older bento: as for images
+
+
+def _process_threads() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.fixture
+def process_torch_threads():
+    """Tests below move torch's process-wide thread count; put it back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_own_torch_threads_holds_against_a_later_process_wide_count(process_torch_threads):
+    """torch sets a thread's count from the process-wide one at that thread's first parallel
+    op: a thread that set 1, then ran its first op after another thread had set 2, ran on 2."""
+    import threading
+
+    from components.serving.engine import own_torch_threads
+
+    ready, go, seen = threading.Event(), threading.Event(), []
+
+    def engine():
+        own_torch_threads(1)
+        ready.set()
+        go.wait(10)
+        x = torch.randn(512, 512)
+        x @ x                                                  # its first parallel op
+        seen.append(torch.get_num_threads())
+
+    t = threading.Thread(target=engine)
+    t.start()
+    ready.wait(10)
+    torch.set_num_threads(2)                                   # another thread moves the process's count
+    go.set()
+    t.join(10)
+    assert seen == [1]
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/task"), reason="counts threads in /proc (Linux)")
+def test_on_a_passing_thread_returns_raises_and_leaves_no_openmp_team(process_torch_threads):
+    from components.serving.engine import on_a_passing_thread, own_torch_threads
+
+    def load(rows):
+        own_torch_threads(2)
+        x = torch.randn(rows, rows)
+        x @ x                                                  # starts an OpenMP team of 2
+        return _process_threads()
+
+    before = _process_threads()
+    during = on_a_passing_thread(load, 512)
+    assert during >= before + 2                                # the passing thread and its team's thread
+    deadline = time.monotonic() + 5
+    while _process_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.05)                                       # the team's thread ends just after its master
+    assert _process_threads() <= before
+    with pytest.raises(ValueError, match="no such model"):
+        on_a_passing_thread(lambda: (_ for _ in ()).throw(ValueError("no such model")))
+
+
+def test_the_thread_image_engine_runs_on_its_own_thread_count(process_torch_threads):
+    seen = []
+    engine = ImageEngine(image_model(), max_batch_size=8, threads=1,
+                         observe=lambda kind, rows: seen.append(torch.get_num_threads()))
+    torch.set_num_threads(2)                                   # the process-wide count, after the engine started
+    engine.submit(2, 0).future.result(30)
+    engine.close()
+    assert seen == [1]
+
+
 def test_cores_follow_omp_num_threads(monkeypatch):
     """A pod's CPU limit reaches the server as OMP_NUM_THREADS (deploy/k8s): the thread counts
     follow it, not the node's core count."""
