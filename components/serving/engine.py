@@ -47,7 +47,6 @@ def own_torch_threads(threads: int) -> None:
     `torch.set_num_threads` anywhere) at that thread's first parallel op: a thread that only
     set its count, then ran its first op after the text engine had set 2, would run on 2.
     `get_num_threads` does that first setting now, so the count set after it stays."""
-    torch.get_num_threads()
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -332,7 +331,9 @@ def make_engine(model, limits, observe: Observer | None = None):
 
 def image_onednn_min_rows(model, limits) -> int:
     """`limits.onednn_min_rows`, or when it is -1 the rows from which this image model's forward
-    is at least as fast with oneDNN, measured now (onednn.calibrate); 0 (torch's default) when
+    is at least as fast with oneDNN, measured now (onednn.calibrate) on the image forwards'
+    thread count (`limits.threads()`, on a passing thread: the caller's may differ, e.g. the
+    event loop's one thread when a thread engine runs the forwards); 0 (torch's default) when
     its forward runs no convolution."""
     if limits.onednn_min_rows >= 0:
         return limits.onednn_min_rows
@@ -343,7 +344,11 @@ def image_onednn_min_rows(model, limits) -> int:
         z, labels = model.latents(rows, 0)
         return lambda: model.render(z, labels)
 
-    return onednn.calibrate(forward_of, limits.max_batch_size)
+    def measure() -> int:
+        own_torch_threads(limits.threads())
+        return onednn.calibrate(forward_of, limits.max_batch_size)
+
+    return on_a_passing_thread(measure)
 
 
 def describe(engine, limits) -> str:
@@ -385,9 +390,8 @@ class TextEngine(_Worker):
         `threads` for SMALL_ROWS rows or more, one below. A step holds one large forward (the
         rows past the window) beside smaller ones (the rows still in their KV cache, packed into
         one forward, and the new arrivals' prompts); a batch of 32 gains from both threads, and
-        with 8 clients the server did 1.22x the requests/s with small forwards on one thread
-        than on two (the sibling thread of a small forward mostly waits; CPU, 2 cores). A lone
-        batch-1 client lost 3% by it. (An earlier figure, small forwards 2.5x slower on two
+        with 8 clients the server did 1.19x the requests/s with small forwards on one thread
+        than on two (CPU, 2 cores). A lone batch-1 client lost 3% by it. (An earlier figure, small forwards 2.5x slower on two
         threads, was measured with a second OpenMP team in the process: on_a_passing_thread.)
         Switching costs ~0.1 us (the thread pool is kept)."""
         if not self.threads:

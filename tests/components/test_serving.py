@@ -79,8 +79,7 @@ def test_own_torch_threads_holds_against_a_later_process_wide_count(process_torc
         own_torch_threads(1)
         ready.set()
         go.wait(10)
-        x = torch.randn(512, 512)
-        x @ x                                                  # its first parallel op
+        torch.ones(1 << 20).add_(1)                            # its first parallel op
         seen.append(torch.get_num_threads())
 
     t = threading.Thread(target=engine)
@@ -96,14 +95,13 @@ def test_own_torch_threads_holds_against_a_later_process_wide_count(process_torc
 def test_on_a_passing_thread_returns_raises_and_leaves_no_openmp_team(process_torch_threads):
     from components.serving.engine import on_a_passing_thread, own_torch_threads
 
-    def load(rows):
+    def load(size):
         own_torch_threads(2)
-        x = torch.randn(rows, rows)
-        x @ x                                                  # starts an OpenMP team of 2
+        torch.ones(size).add_(1)                               # torch's own OpenMP loop: a team of 2
         return _process_threads()
 
     before = _process_threads()
-    during = on_a_passing_thread(load, 512)
+    during = on_a_passing_thread(load, 1 << 20)
     assert during >= before + 2                                # the passing thread and its team's thread
     deadline = time.monotonic() + 5
     while _process_threads() > before and time.monotonic() < deadline:
@@ -117,10 +115,26 @@ def test_the_thread_image_engine_runs_on_its_own_thread_count(process_torch_thre
     seen = []
     engine = ImageEngine(image_model(), max_batch_size=8, threads=1,
                          observe=lambda kind, rows: seen.append(torch.get_num_threads()))
-    torch.set_num_threads(2)                                   # the process-wide count, after the engine started
-    engine.submit(2, 0).future.result(30)
-    engine.close()
+    try:
+        torch.set_num_threads(2)                               # the process-wide count, after the engine started
+        engine.submit(2, 0).future.result(30)
+    finally:
+        engine.close()
     assert seen == [1]
+
+
+def test_the_onednn_calibration_runs_on_the_image_forwards_thread_count(monkeypatch, process_torch_threads):
+    """With the thread image engine the event loop keeps to one torch thread; the oneDNN
+    crossover moves with the thread count, so it is measured on the engine's."""
+    from components.serving import engine as engine_module
+
+    seen = []
+    monkeypatch.setattr(engine_module.onednn, "calibrate",
+                        lambda forward_of, max_rows: seen.append(torch.get_num_threads()) or 4)
+    torch.set_num_threads(1)                                   # the caller: the event loop's one thread
+    config = ServingConfig(torch_threads=2, lower_convs=0, image_engine="thread")
+    assert engine_module.image_onednn_min_rows(image_model(), config) == 4
+    assert seen == [2] and torch.get_num_threads() == 1
 
 
 def test_cores_follow_omp_num_threads(monkeypatch):
