@@ -144,7 +144,10 @@ class Generator:
         from components.serving.engine import describe, own_torch_threads
         from components.serving.metrics import shared
 
-        own_torch_threads(LIMITS.main_threads(SPEC.get("modality")))
+        # loaded on one torch thread: a team of OpenMP threads on this (the event loop's) thread
+        # would outlive the load and slow the engine's (engine.on_a_passing_thread); the
+        # oneDNN measurement runs on a thread of its own at the forwards' count
+        own_torch_threads(1)
 
         self.name = SPEC["tag"].split(":")[0]
         self.metrics = shared()
@@ -156,6 +159,7 @@ class Generator:
             print("genloop: no API token configured: /generate is open to anyone who can reach this "
                   "port (set GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE)", flush=True)
         self.current = self._load(self.model_ref)
+        own_torch_threads(LIMITS.main_threads(self.current.model.modality))   # image forwards on the loop: theirs
         print(f"genloop: serving {self.current.provenance['model_tag']} ({self.current.model.modality}); "
               f"max_batch_size {LIMITS.max_batch_size}, {describe(self.current.engine, LIMITS)}", flush=True)
         if FOLLOW:

@@ -49,7 +49,6 @@ def test_the_main_thread_runs_torch_on_one_thread_unless_image_forwards_run_ther
     assert ServingConfig(torch_threads=4).main_threads("text", cores=16) == 1
     assert ServingConfig().main_threads("image", cores=16) == 15
     assert ServingConfig(image_engine="thread").main_threads("image", cores=16) == 1
-    assert ServingConfig().main_threads(None, cores=16) == 15          # an older bento: as for images
 
 
 def _process_threads() -> int:
