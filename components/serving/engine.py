@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -62,21 +62,9 @@ def on_a_passing_thread(fn: Callable[..., Any], *args: Any) -> Any:
     from sleep. On 2 cores, 2,000 products of 32x384 by 384x1152 on a thread of 2 took 0.40 s
     alone and 0.55-0.60 s with another thread's team alive (BENCHMARKS.md). A long-lived
     follow thread that loaded the new champion itself would keep its team for good; a thread
-    that ends frees its team."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn(*args)
-        except BaseException as exc:             # raised again on the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="genloop-passing", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    that ends frees its team (the pool's `with` joins its one thread before returning)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="genloop-passing") as pool:
+        return pool.submit(fn, *args).result()
 
 
 def _resolve(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
@@ -391,9 +379,9 @@ class TextEngine(_Worker):
         rows past the window) beside smaller ones (the rows still in their KV cache, packed into
         one forward, and the new arrivals' prompts); a batch of 32 gains from both threads, and
         with 8 clients the server did 1.19x the requests/s with small forwards on one thread
-        than on two (CPU, 2 cores). A lone batch-1 client lost 3% by it. (An earlier figure, small forwards 2.5x slower on two
-        threads, was measured with a second OpenMP team in the process: on_a_passing_thread.)
-        Switching costs ~0.1 us (the thread pool is kept)."""
+        than on two (CPU, 2 cores). A lone batch-1 client lost 3% by it. (An earlier figure,
+        small forwards 2.5x slower on two threads, was measured with a second OpenMP team in
+        the process: on_a_passing_thread.) Switching costs ~0.1 us (the thread pool is kept)."""
         if not self.threads:
             return
         want = self.threads if rows >= self.SMALL_ROWS else 1
