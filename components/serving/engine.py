@@ -384,9 +384,7 @@ class TextEngine(_Worker):
         the process: on_a_passing_thread.) Switching costs ~0.1 us (the thread pool is kept)."""
         if not self.threads:
             return
-        want = self.threads if rows >= self.SMALL_ROWS else 1
-        if torch.get_num_threads() != want:
-            torch.set_num_threads(want)
+        own_torch_threads(self.threads if rows >= self.SMALL_ROWS else 1)
 
     def submit(self, n: int, seed: int, prompt: str = "", max_new_tokens: int = 100,
                temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
