@@ -22,9 +22,8 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import bentoml
 import orjson
@@ -35,6 +34,9 @@ from components.serving.guard import GenloopGuard, load_tokens
 from components.serving.limits import ServingConfig
 from components.serving.png import encode_pngs
 from components.serving.servelog import ServingLog
+
+if TYPE_CHECKING:                        # torch is imported when the model loads, not here
+    from components.serving.slot import Served
 
 HERE = Path(__file__).resolve().parent
 SPEC = json.loads((HERE / "genloop_model.json").read_text())
@@ -126,28 +128,14 @@ def _sse(payload: dict) -> str:
     return f"data: {json.dumps(payload)}\n\n"
 
 
-@dataclass
-class Served:
-    """One model being served; swapped as a whole (a request keeps the one it started with)."""
-    model: Any
-    engine: Any
-    class_names: list
-    trained: Optional[list]
-    provenance: dict
-
-
 @bentoml.service(name="genloop_generator", traffic={"timeout": 120})
 class Generator:
     model_ref = bentoml.models.BentoModel(SPEC["tag"])
 
     def __init__(self) -> None:
-        from components.serving.engine import describe, own_torch_threads
+        from components.serving.engine import describe
         from components.serving.metrics import shared
-
-        # loaded on one torch thread: a team of OpenMP threads on this (the event loop's) thread
-        # would outlive the load and slow the engine's (engine.on_a_passing_thread); the
-        # oneDNN measurement runs on a thread of its own at the forwards' count
-        own_torch_threads(1)
+        from components.serving.slot import ModelSlot
 
         self.name = SPEC["tag"].split(":")[0]
         self.metrics = shared()
@@ -158,23 +146,22 @@ class Generator:
         else:
             print("genloop: no API token configured: /generate is open to anyone who can reach this "
                   "port (set GENLOOP_API_TOKENS or GENLOOP_API_TOKENS_FILE)", flush=True)
-        self.current = self._load(self.model_ref)
-        own_torch_threads(LIMITS.main_threads(self.current.model.modality))   # image forwards on the loop: theirs
+        # the torch threads of this (the event loop's) thread and of a swap's load: slot.py
+        self.slot = ModelSlot(self._load)
+        self.slot.start(self.model_ref)
         print(f"genloop: serving {self.current.provenance['model_tag']} ({self.current.model.modality}); "
               f"max_batch_size {LIMITS.max_batch_size}, {describe(self.current.engine, LIMITS)}", flush=True)
         if FOLLOW:
             threading.Thread(target=self._follow_loop, name="genloop-follow", daemon=True).start()
 
-    def _load(self, stored) -> Served:
-        from components.models.io import load_checkpoint
-        from components.serving.engine import make_engine
+    @property
+    def current(self):
+        return self.slot.current
 
-        model, _ = load_checkpoint(Path(stored.path) / "checkpoint")
-        meta = stored.info.metadata
-        engine = make_engine(model, LIMITS, self.metrics.observe_batch)
-        return Served(model, engine, list(meta.get("class_names") or []), meta.get("trained_classes"),
-                      {"model_tag": str(stored.tag), "dataset_md5": meta.get("dataset_md5"),
-                       "data_md5": meta.get("data_md5"), "git_sha": meta.get("git_sha")})
+    def _load(self, stored):
+        from components.serving.slot import load_served
+
+        return load_served(stored.path, stored.tag, stored.info.metadata, LIMITS, self.metrics.observe_batch)
 
     # hot swap ------------------------------------------------------------------------------
 
@@ -192,7 +179,7 @@ class Generator:
         once handled (a failed load raises and is retried on the next check)."""
         from bentoml._internal.configuration.containers import BentoMLContainer
 
-        from components.serving.engine import describe, on_a_passing_thread
+        from components.serving.engine import describe
 
         aliases = Path(BentoMLContainer.bentoml_home.get()) / "genloop-champions.json"
         stamp = aliases.stat().st_mtime_ns if aliases.is_file() else None
@@ -200,24 +187,19 @@ class Generator:
             return seen
         tag = (json.loads(aliases.read_text()).get(self.name) or {}).get("champion")
         if tag and tag != self.current.provenance["model_tag"]:
-            # loaded on a thread that ends with the load: its OpenMP team goes with it
-            old, self.current = self.current, on_a_passing_thread(self._load, bentoml.models.get(tag))
-            print(f"genloop: now serving champion {tag}; {describe(self.current.engine, LIMITS)}", flush=True)
-            old.engine.close(drain=True)           # requests it took finish on the old model
+            # loaded on a thread that ends with the load; requests the old model took finish on it
+            self.slot.swap(bentoml.models.get(tag), lambda new: print(
+                f"genloop: now serving champion {tag}; {describe(new.engine, LIMITS)}", flush=True))
         return stamp
 
-    def _submit(self, submit) -> tuple[Served, Any]:
-        """Submit to the current model's engine; a swap between reading `current` and
-        submitting closes the old engine, so take the new one then."""
-        from components.serving.engine import EngineClosed
+    def _submit(self, submit):
+        """(served, job): `submit` on the current model's engine (slot.ModelSlot.submit)."""
+        from components.serving.slot import SwapInProgress
 
-        for _ in range(3):
-            served = self.current
-            try:
-                return served, submit(served)
-            except EngineClosed:
-                continue
-        raise bentoml.exceptions.ServiceUnavailable("the model is being swapped; retry")
+        try:
+            return self.slot.submit(submit)
+        except SwapInProgress as exc:
+            raise bentoml.exceptions.ServiceUnavailable(str(exc)) from None
 
     # requests ------------------------------------------------------------------------------
 

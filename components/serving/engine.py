@@ -137,6 +137,7 @@ class ImageResult:
 
 class ImageEngine(_Worker):
     kind = "image"
+    caller_threads = 1    # torch threads for the thread that submits (the event loop): make_engine
 
     def __init__(self, model, max_batch_size: int = 64, max_latency_ms: float = 0.0,
                  observe: Observer | None = None, onednn_min_rows: int = 0, threads: int | None = None):
@@ -240,6 +241,7 @@ class LoopImageEngine:
     holds the loop while it runs, so a model whose forward is long (a large model) belongs on
     the thread engine (`serving.image_engine: thread`)."""
     kind = "image"
+    caller_threads = 1    # torch threads for the thread that submits (the event loop): make_engine
 
     def __init__(self, model, max_batch_size: int = 64, observe: Observer | None = None,
                  onednn_min_rows: int = 0):
@@ -302,7 +304,12 @@ def make_engine(model, limits, observe: Observer | None = None):
     """The engine that serves `model` under `limits` (a ServingConfig): text, continuous
     batching on a thread; images on the event loop or on a thread (`limits.image_engine`),
     the model's small convolutions lowered to matrix products in place (`limits.lower_convs`:
-    the model is then for serving only, lowering.py)."""
+    the model is then for serving only, lowering.py).
+
+    The engine's `caller_threads` is the intra-op thread count the thread that submits to it
+    (the server's event loop) should run torch on: the image forwards' when it runs them
+    (`image_engine: loop`), else 1, for a team of OpenMP threads there would slow the engine's
+    (on_a_passing_thread says why). slot.ModelSlot.start sets it."""
     if model.modality == "text":
         return TextEngine(model, limits.max_batch_size, observe, limits.text_threads())
     # lowered first: the oneDNN choice is measured on the forward that will run
@@ -310,6 +317,7 @@ def make_engine(model, limits, observe: Observer | None = None):
     min_rows = image_onednn_min_rows(model, limits)
     if limits.image_engine == "loop":
         engine = LoopImageEngine(model, limits.max_batch_size, observe, min_rows)
+        engine.caller_threads = limits.threads()
     else:
         engine = ImageEngine(model, limits.max_batch_size, limits.max_latency_ms, observe, min_rows,
                              limits.threads())
@@ -361,6 +369,7 @@ class TextEngine(_Worker):
     its `future` gets the texts when it ends (a cancelled job's: EngineClosed-free, the
     partial texts)."""
     kind = "text"
+    caller_threads = 1    # torch threads for the thread that submits (the event loop): make_engine
 
     # rows below which a forward runs on one torch thread (see `_threads`)
     SMALL_ROWS = 8

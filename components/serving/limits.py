@@ -102,15 +102,6 @@ class ServingConfig:
         `_cores`)."""
         return self.torch_threads or max(1, _cores(cores) - 1)
 
-    def main_threads(self, modality: str, cores: int | None = None) -> int:
-        """The server's main thread's (the event loop's) intra-op threads once the model is
-        loaded: the image forwards' when they run on it (`image_engine: loop`), else 1. There
-        the engine's thread does the model's work, and a team of OpenMP threads on the main
-        thread would slow the engine's (engine.on_a_passing_thread says why)."""
-        if modality != "image" or self.image_engine != "loop":
-            return 1
-        return self.threads(cores)
-
     def text_threads(self, cores: int | None = None) -> int:
         """The text engine's intra-op threads for a forward of many rows (a small one runs on one,
         engine.TextEngine._threads): `torch_threads`, or 0: every core. A text server's event

@@ -42,13 +42,19 @@ def test_serving_config_takes_the_packaged_settings_then_the_environment():
     assert (ServingConfig().text_threads(2), ServingConfig(torch_threads=3).text_threads(16)) == (2, 3)
 
 
-def test_the_main_thread_runs_torch_on_one_thread_unless_image_forwards_run_there():
-    """A second OpenMP team slows the engine's (engine.on_a_passing_thread): the event loop's
-    thread gets the image forwards' threads only when it runs them."""
-    assert ServingConfig().main_threads("text", cores=16) == 1
-    assert ServingConfig(torch_threads=4).main_threads("text", cores=16) == 1
-    assert ServingConfig().main_threads("image", cores=16) == 15
-    assert ServingConfig(image_engine="thread").main_threads("image", cores=16) == 1
+def test_the_event_loop_runs_torch_on_one_thread_unless_image_forwards_run_there():
+    """A second OpenMP team slows the engine's (engine.on_a_passing_thread): the thread that
+    submits (the event loop) gets the image forwards' threads only when it runs them."""
+    m, t = image_model(), text_model()
+    engines = [make_engine(m, ServingConfig(torch_threads=3)),
+               make_engine(m, ServingConfig(torch_threads=3, image_engine="thread")),
+               make_engine(t, ServingConfig(torch_threads=3))]
+    try:
+        assert [e.caller_threads for e in engines] == [3, 1, 1]
+        assert (engines[1].threads, engines[2].threads) == (3, 3)      # the engines' own threads
+    finally:
+        for e in engines:
+            e.close()
 
 
 def _thread_ids() -> set[str]:
@@ -652,3 +658,98 @@ def test_guard_bounds_metric_labels_and_refuses_an_empty_body():
     reply = _call(guard, "POST", "/generate", content=b"  ", headers={"Authorization": f"Bearer {TOKEN_A}"})
     assert reply.status_code == 400 and "empty request body" in reply.json()["error"]
     assert errors == [(401, "other"), (400, "/generate")]
+
+
+# the served model's slot: load, swap, submit (what deploy/service.py wires to BentoML) ------
+
+class _Stored:
+    def __init__(self, model, tag):
+        self.model, self.tag = model, tag
+
+
+def _slot_loader(limits, seen):
+    """A slot's load: the model's engine under `limits`; records the thread and torch count
+    each load ran on."""
+    import threading
+
+    from components.serving.slot import Served
+
+    def load(stored):
+        seen.append((threading.get_ident(), torch.get_num_threads()))
+        return Served(stored.model, make_engine(stored.model, limits), [], None, {"model_tag": stored.tag})
+
+    return load
+
+
+@pytest.mark.parametrize("limits, after", [(ServingConfig(torch_threads=2), 2),          # images on the loop
+                                           (ServingConfig(torch_threads=2, image_engine="thread"), 1)])
+def test_the_slot_loads_on_one_thread_then_gives_the_caller_its_engines_count(limits, after, process_torch_threads):
+    import threading
+
+    from components.serving.slot import ModelSlot
+
+    torch.set_num_threads(3)                         # what the process had before the server
+    seen = []
+    slot = ModelSlot(_slot_loader(limits, seen))
+    served = slot.start(_Stored(image_model(), "m:1"))
+    try:
+        assert seen == [(threading.get_ident(), 1)]  # loaded here, on one torch thread
+        assert torch.get_num_threads() == after and slot.current is served
+    finally:
+        served.engine.close()
+
+
+def test_a_swap_loads_on_a_passing_thread_and_the_old_engine_finishes_what_it_took(process_torch_threads):
+    import threading
+
+    from components.serving.slot import ModelSlot
+
+    seen, limits = [], ServingConfig(torch_threads=2, max_batch_size=4)
+    slot = ModelSlot(_slot_loader(limits, seen))
+    old = slot.start(_Stored(text_model(), "m:1"))
+    hold = threading.Event()                   # the old engine's job waits in its first step until the swap
+    taken = old.engine.submit(1, 5, "", 40, on_tokens=lambda job, tokens: hold.wait(5))
+    said = []
+
+    def swapped(served):
+        said.append((served, taken.future.done()))
+        hold.set()
+
+    new = slot.swap(_Stored(text_model(), "m:2"), swapped)
+    try:
+        loader = seen[1][0]
+        assert loader != threading.get_ident() and loader not in {t.ident for t in threading.enumerate()}
+        assert torch.get_num_threads() == 1                          # the caller's count untouched
+        assert slot.current is new and new.provenance["model_tag"] == "m:2"
+        assert said == [(new, False)]              # said when swapped, before the old engine drained
+        assert len(taken.future.result(30)) == 1 and taken.produced == 40   # drained, not dropped
+        with pytest.raises(EngineClosed):
+            old.engine.submit(1, 6, "", 5)
+        later = new.engine.submit(1, 7, "", 5)
+        assert len(later.future.result(30)) == 1 and later.produced == 5
+    finally:
+        new.engine.close()
+
+
+def test_a_failed_swap_keeps_the_model_serving_and_submit_follows_a_swap(process_torch_threads):
+    from components.serving.slot import ModelSlot, SwapInProgress
+
+    load = _slot_loader(ServingConfig(), [])
+    slot = ModelSlot(lambda stored: load(stored) if stored is not None else 1 / 0)
+    first = slot.start(_Stored(image_model(), "m:1"))
+    with pytest.raises(ZeroDivisionError):
+        slot.swap(None)
+    assert slot.current is first
+    offered = []
+
+    def submit(served):            # a swap lands between reading `current` and submitting
+        offered.append(served.provenance["model_tag"])
+        if len(offered) == 1:
+            slot.swap(_Stored(image_model(), "m:2"))
+            raise EngineClosed("swapped")
+        return "job"
+
+    served, job = slot.submit(submit)
+    assert (served.provenance["model_tag"], job, offered) == ("m:2", "job", ["m:1", "m:2"])
+    with pytest.raises(SwapInProgress, match="being swapped"):
+        slot.submit(lambda served: (_ for _ in ()).throw(EngineClosed("closed")))
