@@ -137,7 +137,7 @@ class ImageResult:
 
 class ImageEngine(_Worker):
     kind = "image"
-    caller_threads = 1    # torch threads for the thread that submits (the event loop): make_engine
+    caller_threads = 1    # the thread that submits (the event loop) only hands over: one torch thread
 
     def __init__(self, model, max_batch_size: int = 64, max_latency_ms: float = 0.0,
                  observe: Observer | None = None, onednn_min_rows: int = 0, threads: int | None = None):
@@ -241,13 +241,13 @@ class LoopImageEngine:
     holds the loop while it runs, so a model whose forward is long (a large model) belongs on
     the thread engine (`serving.image_engine: thread`)."""
     kind = "image"
-    caller_threads = 1    # torch threads for the thread that submits (the event loop): make_engine
 
     def __init__(self, model, max_batch_size: int = 64, observe: Observer | None = None,
-                 onednn_min_rows: int = 0):
+                 onednn_min_rows: int = 0, threads: int = 1):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}.")
         self.model, self.max_batch_size = model, max_batch_size
+        self.caller_threads = threads             # the forwards run on the caller's (the event loop's) thread
         self.onednn_min_rows = onednn_min_rows
         self.observe = observe or (lambda kind, rows: None)
         self._pending: list[tuple[ImageJob, Any]] = []        # (job, asyncio future)
@@ -309,15 +309,14 @@ def make_engine(model, limits, observe: Observer | None = None):
     The engine's `caller_threads` is the intra-op thread count the thread that submits to it
     (the server's event loop) should run torch on: the image forwards' when it runs them
     (`image_engine: loop`), else 1, for a team of OpenMP threads there would slow the engine's
-    (on_a_passing_thread says why). slot.ModelSlot.start sets it."""
+    (on_a_passing_thread says why). slot.ModelSlot.start applies it."""
     if model.modality == "text":
         return TextEngine(model, limits.max_batch_size, observe, limits.text_threads())
     # lowered first: the oneDNN choice is measured on the forward that will run
     lowered = lowering.lower_for_serving(model) if limits.lower_convs else 0
     min_rows = image_onednn_min_rows(model, limits)
     if limits.image_engine == "loop":
-        engine = LoopImageEngine(model, limits.max_batch_size, observe, min_rows)
-        engine.caller_threads = limits.threads()
+        engine = LoopImageEngine(model, limits.max_batch_size, observe, min_rows, limits.threads())
     else:
         engine = ImageEngine(model, limits.max_batch_size, limits.max_latency_ms, observe, min_rows,
                              limits.threads())
@@ -369,7 +368,7 @@ class TextEngine(_Worker):
     its `future` gets the texts when it ends (a cancelled job's: EngineClosed-free, the
     partial texts)."""
     kind = "text"
-    caller_threads = 1    # torch threads for the thread that submits (the event loop): make_engine
+    caller_threads = 1    # the thread that submits (the event loop) only hands over: one torch thread
 
     # rows below which a forward runs on one torch thread (see `_threads`)
     SMALL_ROWS = 8

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from components.serving.engine import EngineClosed, Observer, make_engine, on_a_passing_thread, own_torch_threads
 
@@ -27,11 +27,11 @@ class Served:
     model: Any
     engine: Any
     class_names: list
-    trained: Optional[list]
+    trained: list | None
     provenance: dict
 
 
-def load_served(path: str | Path, tag: str, metadata: dict, limits, observe: Observer | None = None) -> Served:
+def load_served(path: str | Path, tag: Any, metadata: dict, limits, observe: Observer | None = None) -> Served:
     """The packaged model in `path` (its `checkpoint`) with an engine under `limits`, and the
     provenance every response carries."""
     from components.models.io import load_checkpoint
@@ -48,6 +48,10 @@ class SwapInProgress(RuntimeError):
 
 
 class ModelSlot:
+    """The current model of a server. `load(stored) -> Served` loads one (load_served, with the
+    server's limits). The event loop's thread count is set at `start` only: a swap follows the
+    same model name, so the modality and the engine's kind stay."""
+
     def __init__(self, load: Callable[[Any], Served]):
         self.load = load                          # stored model -> Served
         self.current: Served | None = None
@@ -65,10 +69,12 @@ class ModelSlot:
         model serving."""
         new = on_a_passing_thread(self.load, stored)
         old, self.current = self.current, new
-        if swapped is not None:
-            swapped(new)
-        if old is not None:
-            old.engine.close(drain=True)
+        try:
+            if swapped is not None:
+                swapped(new)
+        finally:                                  # a failing callback must not leave the old engine running
+            if old is not None:
+                old.engine.close(drain=True)
         return new
 
     def submit(self, submit: Callable[[Served], Any], tries: int = 3) -> tuple[Served, Any]:

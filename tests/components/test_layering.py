@@ -15,6 +15,7 @@ from components.models import FAMILIES, build_model
 from components.models.io import load_checkpoint, save_checkpoint
 from components.data.images import to_uint8
 from components.monitoring.features import image_features, text_features
+from components.serving import engine, slot             # ... and batches, loads and swaps
 with tempfile.TemporaryDirectory() as tmp:
     for family in FAMILIES:
         save_checkpoint(build_model(family, {}), {}, Path(tmp) / family)

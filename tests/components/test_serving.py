@@ -707,8 +707,9 @@ def test_a_swap_loads_on_a_passing_thread_and_the_old_engine_finishes_what_it_to
     seen, limits = [], ServingConfig(torch_threads=2, max_batch_size=4)
     slot = ModelSlot(_slot_loader(limits, seen))
     old = slot.start(_Stored(text_model(), "m:1"))
-    hold = threading.Event()                   # the old engine's job waits in its first step until the swap
-    taken = old.engine.submit(1, 5, "", 40, on_tokens=lambda job, tokens: hold.wait(5))
+    hold, waited = threading.Event(), []       # the old engine's job waits in its first step until the swap
+    taken = old.engine.submit(1, 5, "", 40, on_tokens=lambda job, tokens: waited.append(hold.wait(5)))
+    pending = old.engine.submit(4, 6, "", 5)     # 1 + 4 rows > max_batch_size 4: waits for the first
     said = []
 
     def swapped(served):
@@ -721,8 +722,9 @@ def test_a_swap_loads_on_a_passing_thread_and_the_old_engine_finishes_what_it_to
         assert loader != threading.get_ident() and loader not in {t.ident for t in threading.enumerate()}
         assert torch.get_num_threads() == 1                          # the caller's count untouched
         assert slot.current is new and new.provenance["model_tag"] == "m:2"
-        assert said == [(new, False)]              # said when swapped, before the old engine drained
+        assert said == [(new, False)] and all(waited)   # said when swapped, before the old engine drained
         assert len(taken.future.result(30)) == 1 and taken.produced == 40   # drained, not dropped
+        assert len(pending.future.result(30)) == 4 and pending.produced == 5
         with pytest.raises(EngineClosed):
             old.engine.submit(1, 6, "", 5)
         later = new.engine.submit(1, 7, "", 5)
@@ -751,5 +753,17 @@ def test_a_failed_swap_keeps_the_model_serving_and_submit_follows_a_swap(process
 
     served, job = slot.submit(submit)
     assert (served.provenance["model_tag"], job, offered) == ("m:2", "job", ["m:1", "m:2"])
+    with pytest.raises(RuntimeError, match="cannot say so"):      # the callback fails after the swap
+        slot.swap(_Stored(image_model(), "m:3"), lambda new: (_ for _ in ()).throw(RuntimeError("cannot say so")))
+    assert slot.current.provenance["model_tag"] == "m:3"
+    with pytest.raises(EngineClosed):                              # ... and the old engine still closed
+        served.engine.submit(1, 0)
+    tries = []
+
+    def closed(served):
+        tries.append(served)
+        raise EngineClosed("closed")
+
     with pytest.raises(SwapInProgress, match="being swapped"):
-        slot.submit(lambda served: (_ for _ in ()).throw(EngineClosed("closed")))
+        slot.submit(closed)
+    assert len(tries) == 3
