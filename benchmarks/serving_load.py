@@ -1233,7 +1233,7 @@ def figures(result: dict) -> dict:
                 # are against their round's trivial run): the bare side alone has moved 1.5x
                 # between two runs minutes apart while the server's figure stayed put
                 bare_seq, rounds = (beside or {}).get("rounds") or [], txt.get("rounds") or []
-                if len(rounds) >= 3 and len(bare_seq) == len(rounds) + 1:
+                if len(bare_seq) == len(rounds) + 1:
                     pairs = [r["ok_rps"] * TEXT_TOKENS / ((bare_seq[i] + bare_seq[i + 1]) / 2)
                              for i, r in enumerate(rounds) if r.get("ok_rps") is not None]
                     if len(pairs) >= 3:

@@ -81,6 +81,7 @@ def _resolve(future: Future, result: Any = None, exc: BaseException | None = Non
 class _Worker(abc.ABC):
     """A daemon thread taking jobs from a pending list under a condition variable."""
     kind = "worker"
+    caller_threads = 1    # the thread that submits (the event loop) only hands over: one torch thread
 
     def __init__(self, max_batch_size: int, observe: Observer | None = None):
         if max_batch_size < 1:
@@ -137,7 +138,6 @@ class ImageResult:
 
 class ImageEngine(_Worker):
     kind = "image"
-    caller_threads = 1    # the thread that submits (the event loop) only hands over: one torch thread
 
     def __init__(self, model, max_batch_size: int = 64, max_latency_ms: float = 0.0,
                  observe: Observer | None = None, onednn_min_rows: int = 0, threads: int | None = None):
@@ -368,7 +368,6 @@ class TextEngine(_Worker):
     its `future` gets the texts when it ends (a cancelled job's: EngineClosed-free, the
     partial texts)."""
     kind = "text"
-    caller_threads = 1    # the thread that submits (the event loop) only hands over: one torch thread
 
     # rows below which a forward runs on one torch thread (see `_threads`)
     SMALL_ROWS = 8

@@ -134,13 +134,16 @@ def test_the_onednn_calibration_runs_on_the_image_forwards_thread_count(monkeypa
     crossover moves with the thread count, so it is measured on the engine's."""
     from components.serving import engine as engine_module
 
+    import threading
+
     seen = []
-    monkeypatch.setattr(engine_module.onednn, "calibrate",
-                        lambda forward_of, max_rows: seen.append(torch.get_num_threads()) or 4)
+    monkeypatch.setattr(engine_module.onednn, "calibrate", lambda forward_of, max_rows: seen.append(
+        (threading.get_ident(), torch.get_num_threads())) or 4)
     torch.set_num_threads(1)                                   # the caller: the event loop's one thread
     config = ServingConfig(torch_threads=2, lower_convs=0, image_engine="thread")
     assert engine_module.image_onednn_min_rows(image_model(), config) == 4
-    assert seen == [2] and torch.get_num_threads() == 1
+    assert [count for _, count in seen] == [2] and torch.get_num_threads() == 1
+    assert seen[0][0] != threading.get_ident()                 # its OpenMP team is not left on the caller
 
 
 def test_cores_follow_omp_num_threads(monkeypatch):
@@ -574,35 +577,27 @@ TEXT_REQUESTS = [dict(n=2, seed=1, prompt="", max_new_tokens=30), dict(n=1, seed
 
 
 @pytest.mark.parametrize("threads", [None, 2])
-def test_text_engine_decodes_requests_together_and_each_gets_its_alone_text(threads):
+def test_text_engine_decodes_requests_together_and_each_gets_its_alone_text(threads, process_torch_threads):
     m = text_model()
-    rows = []
-    before = torch.get_num_threads()
-    try:                                   # threads=2: steps switch between one and two threads
-        engine = TextEngine(m, max_batch_size=64, observe=lambda kind, n: rows.append(n), threads=threads)
-        jobs = [engine.submit(**r) for r in TEXT_REQUESTS]
-        texts = [j.future.result(60) for j in jobs]
-        engine.close()
-    finally:
-        torch.set_num_threads(before)
+    rows = []                              # threads=2: steps switch between one and two threads
+    engine = TextEngine(m, max_batch_size=64, observe=lambda kind, n: rows.append(n), threads=threads)
+    jobs = [engine.submit(**r) for r in TEXT_REQUESTS]
+    texts = [j.future.result(60) for j in jobs]
+    engine.close()
     for request, got in zip(TEXT_REQUESTS, texts):
         assert got == m.sample(request["n"], request["seed"], **{k: v for k, v in request.items()
                                                                    if k not in ("n", "seed")})
     assert max(rows) > 3                                  # rows of several requests in one step
 
 
-def test_text_engine_decodes_few_rows_on_one_thread_and_many_on_its_threads():
+def test_text_engine_decodes_few_rows_on_one_thread_and_many_on_its_threads(process_torch_threads):
     m = text_model()
-    before = torch.get_num_threads()
     seen = []
-    try:
-        engine = TextEngine(m, max_batch_size=64, threads=2,
-                            observe=lambda kind, rows: seen.append((rows, torch.get_num_threads())))
-        engine.submit(n=1, seed=0, max_new_tokens=3).future.result(60)
-        engine.submit(n=TextEngine.SMALL_ROWS, seed=1, max_new_tokens=3).future.result(60)
-        engine.close()
-    finally:
-        torch.set_num_threads(before)
+    engine = TextEngine(m, max_batch_size=64, threads=2,
+                        observe=lambda kind, rows: seen.append((rows, torch.get_num_threads())))
+    engine.submit(n=1, seed=0, max_new_tokens=3).future.result(60)
+    engine.submit(n=TextEngine.SMALL_ROWS, seed=1, max_new_tokens=3).future.result(60)
+    engine.close()
     assert seen[0] == (1, 1) and seen[-1] == (TextEngine.SMALL_ROWS, 2)
 
 
@@ -672,10 +667,13 @@ def _slot_loader(limits, seen):
     each load ran on."""
     import threading
 
+    from components.serving.engine import own_torch_threads
     from components.serving.slot import Served
 
     def load(stored):
         seen.append((threading.get_ident(), torch.get_num_threads()))
+        own_torch_threads(2)                   # parallel work of its own, as a checkpoint load may do
+        torch.ones(1 << 20).add_(1)
         return Served(stored.model, make_engine(stored.model, limits), [], None, {"model_tag": stored.tag})
 
     return load
@@ -720,7 +718,7 @@ def test_a_swap_loads_on_a_passing_thread_and_the_old_engine_finishes_what_it_to
     try:
         loader = seen[1][0]
         assert loader != threading.get_ident() and loader not in {t.ident for t in threading.enumerate()}
-        assert torch.get_num_threads() == 1                          # the caller's count untouched
+        assert torch.get_num_threads() == 1          # the caller's count untouched by the load's 2
         assert slot.current is new and new.provenance["model_tag"] == "m:2"
         assert said == [(new, False)] and all(waited)   # said when swapped, before the old engine drained
         assert len(taken.future.result(30)) == 1 and taken.produced == 40   # drained, not dropped
